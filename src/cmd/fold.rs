@@ -1,0 +1,238 @@
+//! `vblaunch launch VM` (and `vblaunch VM`) and `vblaunch fold VM`.
+//!
+//! Order of a run, each step guarding the next:
+//! 1. lock the VM (by the name or UUID given) — a second vblaunch exits at once;
+//! 2. guard: wait until no VirtualBox front end runs;
+//! 3. read the VM and the media registry (two concurrent read-only calls);
+//! 4. lock by the VM's UUID too (the same VM may be named either way);
+//! 5. plan (pure) — or refuse, having changed nothing;
+//! 6. execute by UUID: delete (merge) the managed snapshot, take a new one;
+//! 7. verify by reading again; 8. start the VM (launch only).
+//!
+//! Every intermediate state is one the next run understands: after the merge
+//! and before the take, the VM has no managed snapshot, which the next run
+//! treats as a first run (take one); after the take, a normal fold.
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context as _, Result};
+
+use crate::config::Effective;
+use crate::exit::{fail, Code};
+use crate::guard::{self, Scanner, WaitPolicy};
+use crate::lock;
+use crate::plan::{self, Plan, Step};
+use crate::vbox::{Medium, StartType, VBoxManage, VmInfo};
+use crate::Context;
+
+/// Read the VM and the media registry concurrently (independent reads).
+fn read_vm(vb: &VBoxManage, vm: &str) -> Result<(VmInfo, Vec<Medium>)> {
+    std::thread::scope(|s| {
+        let hdds = s.spawn(|| vb.list_hdds());
+        let info = vb.show_vm_info(vm);
+        let hdds = hdds.join().expect("list hdds thread panicked");
+        Ok((info?, hdds?))
+    })
+}
+
+fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
+    WaitPolicy {
+        no_wait: ctx.global.no_wait,
+        timeout: ctx
+            .global
+            .wait_timeout
+            .map(std::time::Duration::from_secs)
+            .or(eff.wait_timeout),
+        poll: std::time::Duration::from_millis(1000),
+    }
+}
+
+pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
+    let t0 = Instant::now();
+    let eff0 = ctx.config.effective(&[vm_arg]);
+    let vb = VBoxManage {
+        exe: ctx.vboxmanage(&eff0)?,
+        call_timeout: eff0.call_timeout,
+        stall_warning: eff0.merge_stall_warning,
+        show_progress: ctx.global.verbosity() >= 0,
+    };
+    log::debug!("using VBoxManage at {}", vb.exe.display());
+
+    let _lock_arg = lock::acquire(&ctx.locks_dir(), vm_arg, vm_arg)?;
+    let mut scanner = Scanner::new()?;
+    if ctx.global.dry_run {
+        let running = scanner.scan(&eff0.guard_processes)?;
+        if !running.is_empty() {
+            log::warn!(
+                "VirtualBox is running ({}); a real run would wait for it to close.",
+                running
+                    .iter()
+                    .map(|f| format!("{} (pid {})", f.name, f.pid))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    } else {
+        guard::wait_until_closed(
+            &mut scanner,
+            &eff0.guard_processes,
+            &guard_policy(ctx, &eff0),
+        )?;
+    }
+
+    let (vm, media) = read_vm(&vb, vm_arg)?;
+    let eff = ctx.config.effective(&[vm_arg, &vm.name, &vm.uuid]);
+    if let Some((name, _)) = ctx.config.vm_table(&[vm_arg, &vm.name, &vm.uuid]) {
+        log::debug!("using [vm.\"{name}\"] from {}", ctx.config_path.display());
+    }
+    // The same VM may be given by name or by UUID: hold its UUID lock too.
+    let _lock_uuid = if vm.uuid != vm_arg {
+        Some(lock::acquire(&ctx.locks_dir(), &vm.uuid, &vm.name)?)
+    } else {
+        None
+    };
+    // A per-VM table found only by the VM's real name/UUID may name other front ends.
+    if eff.guard_processes != eff0.guard_processes && !ctx.global.dry_run {
+        guard::wait_until_closed(&mut scanner, &eff.guard_processes, &guard_policy(ctx, &eff))?;
+    }
+
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let policy = plan::Policy {
+        snapshot_name: &eff.snapshot_name,
+        adopt: ctx.global.adopt,
+        now_iso8601: &now,
+    };
+    let plan = plan::plan(&vm, &media, &policy, &crate::vbox::file_exists)
+        .map_err(|r| fail(r.code, r.reason))?;
+    for note in &plan.notes {
+        log::info!("{note}");
+    }
+    let start_type = ctx.global.start_type.unwrap_or(eff.start_type);
+
+    if ctx.global.dry_run {
+        print_dry_run(&vb, &vm, &plan, start.then_some(start_type));
+        return Ok(());
+    }
+
+    let taken = execute(&vb, &vm, &plan)?;
+
+    // Verify what VirtualBox now holds.
+    let (after, media_after) =
+        read_vm(&vb, &vm.uuid).context("re-reading the VM after the fold")?;
+    if let Err(problems) = plan::verify(&after, &media_after, &taken, &eff.snapshot_name) {
+        return Err(fail(
+            Code::Verification,
+            format!(
+                "after the fold, VirtualBox does not hold what vblaunch expected for VM '{}': \
+                 {problems}. The VM was not started. Run `vblaunch fold` again to see what it \
+                 makes of this state, or look at the snapshot tree in the VirtualBox Manager.",
+                vm.name
+            ),
+        ));
+    }
+    let bases: Vec<String> = base_disks(&after, &media_after)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    log::info!(
+        "Folded in {:.1} s. VM '{}' now writes to snapshot '{}' {{{taken}}}; its base disk{} \
+         stay{} frozen and safe to back up: {}",
+        t0.elapsed().as_secs_f64(),
+        vm.name,
+        eff.snapshot_name,
+        if bases.len() == 1 { "" } else { "s" },
+        if bases.len() == 1 { "s" } else { "" },
+        bases.join(", ")
+    );
+
+    if start {
+        vb.start_vm(&vm.uuid, start_type).map_err(|e| {
+            fail(
+                Code::StartFailed,
+                format!(
+                    "VM '{}' did not start. The fold was kept: the base disks are consistent and \
+                     safe to back up.\n{e:#}",
+                    vm.name
+                ),
+            )
+        })?;
+        log::info!("Started VM '{}' ({}).", vm.name, start_type.as_str());
+    }
+    Ok(())
+}
+
+/// The base medium of each attached hard disk's chain.
+fn base_disks(vm: &VmInfo, media: &[Medium]) -> Vec<std::path::PathBuf> {
+    vm.attachments
+        .iter()
+        .filter_map(|a| {
+            crate::vbox::media::chain(media, &a.image_uuid)
+                .into_iter()
+                .map_while(Result::ok)
+                .last()
+                .filter(|m| m.parent.is_none())
+                .map(|m| m.location.clone())
+        })
+        .collect()
+}
+
+/// Run the plan's steps; returns the UUID of the snapshot taken.
+fn execute(vb: &VBoxManage, vm: &VmInfo, plan: &Plan) -> Result<String> {
+    let mut merged = false;
+    let mut taken = None;
+    for step in &plan.steps {
+        match step {
+            Step::Delete { uuid, name } => {
+                log::info!(
+                    "Merging snapshot '{name}' {{{uuid}}} of VM '{}' into its parent (the time \
+                     depends on how much the VM wrote since the last launch; it cannot be cancelled)…",
+                    vm.name
+                );
+                let t = Instant::now();
+                vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
+                    e.context(format!(
+                        "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. VirtualBox removes \
+                         a snapshot only once its merge is complete, so no data is lost and \
+                         running vblaunch again repeats the merge",
+                        vm.name
+                    ))
+                })?;
+                log::info!("Merged in {:.1} s.", t.elapsed().as_secs_f64());
+                merged = true;
+            }
+            Step::Take { name, description } => {
+                let uuid = vb.snapshot_take(&vm.uuid, name, description).map_err(|e| {
+                    let what = if merged {
+                        "the merge completed, but taking the new snapshot failed: until it is \
+                         taken the VM would write straight into its base disk, so vblaunch did \
+                         not start it. Fix the cause and run vblaunch again (it will take the \
+                         snapshot)"
+                    } else {
+                        "taking the snapshot failed; nothing was changed"
+                    };
+                    e.context(format!("VM '{}': {what}", vm.name))
+                })?;
+                log::info!("Took snapshot '{name}' {{{uuid}}}.");
+                taken = Some(uuid);
+            }
+        }
+    }
+    taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))
+}
+
+fn print_dry_run(vb: &VBoxManage, vm: &VmInfo, plan: &Plan, start: Option<StartType>) {
+    println!(
+        "Dry run for VM '{}' {{{}}}: vblaunch would run",
+        vm.name, vm.uuid
+    );
+    for step in &plan.steps {
+        let cmd = match step {
+            Step::Delete { uuid, .. } => vb.delete_command(&vm.uuid, uuid),
+            Step::Take { name, description } => vb.take_command(&vm.uuid, name, description),
+        };
+        println!("  {cmd}");
+    }
+    if let Some(t) = start {
+        println!("  {}", vb.start_command(&vm.uuid, t));
+    }
+    println!("Nothing was changed.");
+}

@@ -1,0 +1,208 @@
+//! The guard: no VirtualBox front end may run while vblaunch folds. The
+//! matching is pure (names with or without `.exe`, any case); the scan is a
+//! sysinfo refresh of process names only (a few ms). If the process list cannot
+//! be read, the guard refuses: it fails closed.
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+use crate::exit::{fail, Code};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontEnd {
+    pub pid: u32,
+    pub name: String,
+}
+
+fn normalize(name: &str) -> String {
+    let lower = name.trim().to_lowercase();
+    lower
+        .strip_suffix(".exe")
+        .map(str::to_string)
+        .unwrap_or(lower)
+}
+
+/// The processes (pid, name) whose name is one of `wanted`, ignoring `own_pid`.
+pub fn matching<'a>(
+    processes: impl IntoIterator<Item = (u32, &'a str)>,
+    wanted: &[String],
+    own_pid: u32,
+) -> Vec<FrontEnd> {
+    let wanted: Vec<String> = wanted.iter().map(|w| normalize(w)).collect();
+    let mut out: Vec<FrontEnd> = processes
+        .into_iter()
+        .filter(|(pid, name)| *pid != own_pid && wanted.contains(&normalize(name)))
+        .map(|(pid, name)| FrontEnd {
+            pid,
+            name: name.to_string(),
+        })
+        .collect();
+    out.sort_by_key(|f| f.pid);
+    out
+}
+
+pub struct Scanner {
+    sys: System,
+    own: Pid,
+}
+
+impl Scanner {
+    pub fn new() -> Result<Scanner> {
+        let sys = System::new()
+            .map_err(|e| fail(Code::VirtualBoxRunning, format!("cannot read the process list ({e}); vblaunch refuses to fold without knowing whether VirtualBox runs")))?;
+        let own = sysinfo::get_current_pid()
+            .map_err(|e| fail(Code::VirtualBoxRunning, format!("cannot read the process list ({e}); vblaunch refuses to fold without knowing whether VirtualBox runs")))?;
+        Ok(Scanner { sys, own })
+    }
+
+    /// Front ends running now. Fails closed when the list is unreadable (our
+    /// own process must be in it).
+    pub fn scan(&mut self, wanted: &[String]) -> Result<Vec<FrontEnd>> {
+        self.sys.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing().without_tasks(),
+        );
+        let procs = self.sys.processes();
+        if !procs.contains_key(&self.own) {
+            return Err(fail(
+                Code::VirtualBoxRunning,
+                "cannot read the process list, so vblaunch cannot tell whether VirtualBox is \
+                 running; it refuses to fold. Run it as the user who runs VirtualBox.",
+            ));
+        }
+        let names: Vec<(u32, String)> = procs
+            .iter()
+            .map(|(pid, p)| (pid.as_u32(), p.name().to_string_lossy().into_owned()))
+            .collect();
+        Ok(matching(
+            names.iter().map(|(p, n)| (*p, n.as_str())),
+            wanted,
+            self.own.as_u32(),
+        ))
+    }
+}
+
+pub struct WaitPolicy {
+    pub no_wait: bool,
+    /// None: wait as long as it takes (Ctrl-C aborts; nothing has changed yet).
+    pub timeout: Option<Duration>,
+    pub poll: Duration,
+}
+
+fn list(found: &[FrontEnd]) -> String {
+    found
+        .iter()
+        .map(|f| format!("{} (pid {})", f.name, f.pid))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Return once no front end runs; or fail per the policy.
+pub fn wait_until_closed(
+    scanner: &mut Scanner,
+    wanted: &[String],
+    policy: &WaitPolicy,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut shown: Vec<FrontEnd> = Vec::new();
+    loop {
+        let found = scanner.scan(wanted)?;
+        if found.is_empty() {
+            if !shown.is_empty() {
+                log::info!("VirtualBox is closed; continuing.");
+            }
+            return Ok(());
+        }
+        let no_wait = policy.no_wait || policy.timeout == Some(Duration::ZERO);
+        if no_wait {
+            return Err(fail(
+                Code::VirtualBoxRunning,
+                format!(
+                    "VirtualBox is running: {}. Close it (and any VM windows) and run vblaunch \
+                     again. Nothing was changed.",
+                    list(&found)
+                ),
+            ));
+        }
+        if let Some(t) = policy.timeout {
+            if start.elapsed() >= t {
+                return Err(fail(
+                    Code::VirtualBoxRunning,
+                    format!(
+                        "VirtualBox is still running after {} s: {}. Close it and run vblaunch \
+                         again. Nothing was changed.",
+                        t.as_secs(),
+                        list(&found)
+                    ),
+                ));
+            }
+        }
+        if found != shown {
+            log::warn!(
+                "VirtualBox is running: {}. Close VirtualBox to continue (Ctrl-C to abort).",
+                list(&found)
+            );
+            shown = found;
+        }
+        let mut pause = policy.poll;
+        if let Some(t) = policy.timeout {
+            pause = pause.min(t.saturating_sub(start.elapsed()));
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Vec<String> {
+        crate::config::DEFAULT_GUARD_PROCESSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn matches_front_ends_with_or_without_exe_in_any_case() {
+        let procs = [
+            (10, "VirtualBox.exe"),
+            (11, "virtualboxvm"),
+            (12, "VBoxHeadless"),
+            (13, "VBOXSDL.EXE"),
+            (14, "VBoxSVC"),
+            (15, "VBoxSVC.exe"),
+            (16, "VirtualBoxVMx"),
+            (17, "bash"),
+        ];
+        let found = matching(procs, &defaults(), 1);
+        let pids: Vec<u32> = found.iter().map(|f| f.pid).collect();
+        assert_eq!(pids, [10, 11, 12, 13], "VBoxSVC is not a front end");
+    }
+
+    #[test]
+    fn own_process_and_configured_list_are_respected() {
+        let procs = [(5, "VBoxHeadless"), (6, "MyFrontEnd.EXE")];
+        assert!(matching(procs, &defaults(), 5).is_empty());
+        let found = matching(procs, &["myfrontend".into()], 0);
+        assert_eq!(
+            found,
+            [FrontEnd {
+                pid: 6,
+                name: "MyFrontEnd.EXE".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn live_scan_sees_this_process_list() {
+        // The scan must not fail closed on a readable /proc, and must not
+        // report the test runner itself.
+        let mut s = Scanner::new().unwrap();
+        let own_name = std::env::current_exe().unwrap();
+        let own_name = own_name.file_name().unwrap().to_string_lossy();
+        assert!(s.scan(&[own_name.into_owned()]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,136 @@
+//! vblaunch: make VirtualBox VMs safe to back up with a file-level tool.
+//!
+//! `run` builds the context once (config, paths, logging) and dispatches to
+//! one module per subcommand under `cmd/`. All VirtualBox knowledge is in
+//! `vbox/`; decisions are pure functions in `plan`; the world is touched only
+//! through `process` (VBoxManage), `guard` (process list) and `lock`.
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod guard;
+pub mod lock;
+pub mod logging;
+pub mod plan;
+pub mod process;
+pub mod vbox;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::exit::{fail, Code};
+
+/// The one owner of environment variables and platform paths.
+pub struct Context {
+    pub global: cli::Global,
+    pub config: Config,
+    pub config_path: PathBuf,
+    /// How the config path was chosen ("--config", "VBLAUNCH_CONFIG", "default").
+    pub config_source: &'static str,
+    pub data_dir: PathBuf,
+    pub log_file: PathBuf,
+    pub env_vboxmanage: Option<PathBuf>,
+    pub env: fn(&str) -> Option<OsString>,
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "vblaunch")
+}
+
+/// The log file's path (also printed with every error).
+pub fn log_file_path() -> PathBuf {
+    data_dir().join("vblaunch.log")
+}
+
+fn data_dir() -> PathBuf {
+    project_dirs()
+        .map(|d| d.data_local_dir().to_path_buf())
+        .unwrap_or_else(|| std::env::temp_dir().join("vblaunch"))
+}
+
+fn non_empty_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+impl Context {
+    fn new(global: cli::Global) -> Result<Context> {
+        let (config_path, config_source, explicit) = if let Some(p) = &global.config {
+            (p.clone(), "--config", true)
+        } else if let Some(p) = non_empty_env("VBLAUNCH_CONFIG") {
+            (PathBuf::from(p), "VBLAUNCH_CONFIG", true)
+        } else {
+            let dir = project_dirs()
+                .map(|d| d.config_dir().to_path_buf())
+                .ok_or_else(|| {
+                    fail(
+                    Code::Usage,
+                    "cannot find your home folder to locate the config file; pass --config FILE",
+                )
+                })?;
+            (dir.join("vblaunch.toml"), "default", false)
+        };
+        let data_dir = data_dir();
+        let log_file = data_dir.join("vblaunch.log");
+        let config = config::load(&config_path, explicit)?;
+        Ok(Context {
+            global,
+            config,
+            config_path,
+            config_source,
+            log_file,
+            data_dir,
+            env_vboxmanage: non_empty_env("VBLAUNCH_VBOXMANAGE").map(PathBuf::from),
+            env: |name| std::env::var_os(name),
+        })
+    }
+
+    pub fn locks_dir(&self) -> PathBuf {
+        self.data_dir.join("locks")
+    }
+
+    /// Resolve VBoxManage for a VM's effective settings.
+    pub fn vboxmanage(&self, eff: &config::Effective) -> Result<PathBuf> {
+        let explicit = vbox::locate::Explicit {
+            flag: self.global.vboxmanage.clone(),
+            env: self.env_vboxmanage.clone(),
+            config: eff.vboxmanage.clone(),
+        };
+        let env = self.env;
+        let defaults = vbox::locate::default_candidates(vbox::locate::Os::current(), &|n| env(n));
+        vbox::locate::locate(&explicit, &defaults, &|p: &Path| p.is_file())
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    // Logging first, so that even a config error reaches the log file.
+    if let Err(e) = logging::init(cli.global.verbosity(), &log_file_path()) {
+        eprintln!("vblaunch: warning: {e}; continuing without a log file");
+    }
+    log::debug!(
+        "vblaunch {} started: {:?}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::args().collect::<Vec<_>>()
+    );
+    let ctx = Context::new(cli.global.clone())?;
+    match cli.command {
+        Command::Launch { vm } => cmd::fold::run(&ctx, &vm, true),
+        Command::Fold { vm } => cmd::fold::run(&ctx, &vm, false),
+        Command::Config { action } => cmd::config::run(&ctx, action),
+    }
+}
+
+/// Print the error that ends a run once (with its causes and the log file's
+/// path) and record it in the log file.
+pub fn report_error(err: &anyhow::Error) {
+    let mut text = format!("{err}");
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
+    }
+    log::error!(target: logging::FILE_ONLY, "{text}");
+    eprintln!("vblaunch: error: {text}");
+    eprintln!("(log file: {})", log_file_path().display());
+}

@@ -1,0 +1,98 @@
+//! Logging: the terminal (stderr) at info (`-v` debug, `-vv` trace, `-q` warn,
+//! `-qq` error) and a log file under the platform data dir at debug, with every
+//! VBoxManage command line, its duration, exit status and stderr. A launch from
+//! a shortcut has no terminal: the log file is where its story is kept.
+use std::fs::OpenOptions;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use simplelog::{
+    ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, TermLogger,
+    TerminalMode, WriteLogger,
+};
+
+/// Records with this target go to the log file only (the final error, which
+/// main prints to the terminal itself).
+pub const FILE_ONLY: &str = "vblaunch::logfile";
+
+const MAX_LOG_BYTES: u64 = 5 * 1024 * 1024;
+
+fn term_level(verbosity: i8) -> LevelFilter {
+    match verbosity {
+        i8::MIN..=-2 => LevelFilter::Error,
+        -1 => LevelFilter::Warn,
+        0 => LevelFilter::Info,
+        1 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    }
+}
+
+/// Set up both loggers. Returns an error text when the log file could not be
+/// opened (vblaunch goes on: the terminal still shows what happens).
+pub fn init(verbosity: i8, log_file: &Path) -> Result<(), String> {
+    let term_cfg = ConfigBuilder::new()
+        .set_time_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Off)
+        .set_location_level(LevelFilter::Off)
+        // simplelog prints the level tag for levels at or above this one; the
+        // terminal shows plain sentences, the log file keeps the tags.
+        .set_max_level(LevelFilter::Off)
+        .add_filter_ignore_str(FILE_ONLY)
+        .add_filter_allow_str("vblaunch")
+        .build();
+    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
+        term_level(verbosity),
+        term_cfg,
+        TerminalMode::Stderr,
+        if std::io::stderr().is_terminal() {
+            ColorChoice::Auto
+        } else {
+            ColorChoice::Never
+        },
+    )];
+    let file_result = open_log(log_file).map(|file| {
+        let file_cfg = ConfigBuilder::new()
+            .set_time_format_rfc3339()
+            .set_thread_level(LevelFilter::Off)
+            .set_target_level(LevelFilter::Off)
+            .add_filter_allow_str("vblaunch")
+            .build();
+        loggers.push(WriteLogger::new(LevelFilter::Debug, file_cfg, file));
+    });
+    let _ = CombinedLogger::init(loggers);
+    file_result
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    // Keep the log bounded: one previous generation.
+    if std::fs::metadata(path)
+        .map(|m| m.len() > MAX_LOG_BYTES)
+        .unwrap_or(false)
+    {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_maps_to_levels() {
+        assert_eq!(term_level(0), LevelFilter::Info);
+        assert_eq!(term_level(1), LevelFilter::Debug);
+        assert_eq!(term_level(5), LevelFilter::Trace);
+        assert_eq!(term_level(-1), LevelFilter::Warn);
+        assert_eq!(term_level(-3), LevelFilter::Error);
+    }
+}

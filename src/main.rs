@@ -1,0 +1,16 @@
+//! vblaunch: the thin entry point. Everything lives in the library; this file
+//! parses the command line, runs it, prints the error chain once and maps it to
+//! a documented exit code.
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = vblaunch::cli::parse();
+    match vblaunch::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = vblaunch::exit::code_of(&err);
+            vblaunch::report_error(&err);
+            ExitCode::from(code.as_u8())
+        }
+    }
+}

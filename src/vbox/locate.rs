@@ -1,0 +1,255 @@
+//! Find VBoxManage: `--vboxmanage PATH` > env `VBLAUNCH_VBOXMANAGE` > config
+//! `vboxmanage` > platform defaults. An explicit choice that does not exist is
+//! an error (never silently replaced by another VirtualBox); the defaults are
+//! tried in order and, when none exists, the error lists every place looked at.
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::exit::{fail, Code};
+
+/// Which operating system's defaults to use (a value, so every branch is tested on Linux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Windows,
+    MacOs,
+    Linux,
+}
+
+impl Os {
+    pub fn current() -> Os {
+        if cfg!(windows) {
+            Os::Windows
+        } else if cfg!(target_os = "macos") {
+            Os::MacOs
+        } else {
+            Os::Linux
+        }
+    }
+}
+
+/// Where the explicit choices came from.
+pub struct Explicit {
+    pub flag: Option<PathBuf>,
+    pub env: Option<PathBuf>,
+    pub config: Option<(PathBuf, String)>, // path, and where it was configured
+}
+
+/// Default locations for `os`, in order. `var` reads an environment variable.
+pub fn default_candidates(os: Os, var: &dyn Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    match os {
+        Os::Windows => {
+            for name in ["VBOX_MSI_INSTALL_PATH", "VBOX_INSTALL_PATH"] {
+                if let Some(v) = var(name) {
+                    for dir in v.to_string_lossy().split(';') {
+                        let dir = dir.trim().trim_matches('"');
+                        if !dir.is_empty() {
+                            out.push(win_join(dir, "VBoxManage.exe"));
+                        }
+                    }
+                }
+            }
+            if let Some(pf) = var("ProgramFiles") {
+                out.push(win_join(
+                    &pf.to_string_lossy(),
+                    r"Oracle\VirtualBox\VBoxManage.exe",
+                ));
+            }
+            out.push(PathBuf::from(
+                r"C:\Program Files\Oracle\VirtualBox\VBoxManage.exe",
+            ));
+        }
+        Os::MacOs => {
+            out.push(PathBuf::from(
+                "/Applications/VirtualBox.app/Contents/MacOS/VBoxManage",
+            ));
+            out.push(PathBuf::from("/usr/local/bin/VBoxManage"));
+            out.extend(on_path(var, &["VBoxManage"], ':'));
+        }
+        Os::Linux => {
+            // The real binary first: Debian's /usr/bin/VBoxManage is a shell
+            // script that may print a vboxdrv WARNING on stdout, which would
+            // corrupt --machinereadable output.
+            out.push(PathBuf::from("/usr/lib/virtualbox/VBoxManage"));
+            out.push(PathBuf::from("/opt/VirtualBox/VBoxManage"));
+            out.extend(on_path(var, &["VBoxManage", "vboxmanage"], ':'));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.clone()));
+    out
+}
+
+/// Join with a backslash whatever OS runs the code (the path is for Windows).
+fn win_join(dir: &str, file: &str) -> PathBuf {
+    let dir = dir.trim_end_matches(['\\', '/']);
+    PathBuf::from(format!("{dir}\\{file}"))
+}
+
+fn on_path(var: &dyn Fn(&str) -> Option<OsString>, names: &[&str], sep: char) -> Vec<PathBuf> {
+    let Some(path) = var("PATH") else {
+        return Vec::new();
+    };
+    let path = path.to_string_lossy().into_owned();
+    path.split(sep)
+        .filter(|d| !d.is_empty())
+        .flat_map(|d| names.iter().map(move |n| Path::new(d).join(n)))
+        .collect()
+}
+
+/// Resolve the VBoxManage to use. `exists` is the file test (a seam for tests).
+pub fn locate(
+    explicit: &Explicit,
+    defaults: &[PathBuf],
+    exists: &dyn Fn(&Path) -> bool,
+) -> anyhow::Result<PathBuf> {
+    let chosen = [
+        explicit
+            .flag
+            .clone()
+            .map(|p| (p, "--vboxmanage".to_string())),
+        explicit.env.clone().map(|p| {
+            (
+                p,
+                "the environment variable VBLAUNCH_VBOXMANAGE".to_string(),
+            )
+        }),
+        explicit.config.clone(),
+    ];
+    if let Some((path, source)) = chosen.into_iter().flatten().next() {
+        if exists(&path) {
+            return Ok(path);
+        }
+        return Err(fail(
+            Code::NoVBoxManage,
+            format!(
+                "VBoxManage not found at {} (set by {source}). Fix that path, or remove it to let vblaunch search the usual install locations.",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(p) = defaults.iter().find(|p| exists(p)) {
+        return Ok(p.clone());
+    }
+    let looked: Vec<String> = defaults
+        .iter()
+        .map(|p| format!("  {}", p.display()))
+        .collect();
+    Err(fail(
+        Code::NoVBoxManage,
+        format!(
+            "VBoxManage not found. Is VirtualBox installed? vblaunch looked in:\n{}\n\
+             Tell vblaunch where it is with --vboxmanage PATH, the environment variable \
+             VBLAUNCH_VBOXMANAGE, or `vboxmanage = \"PATH\"` in the config file.",
+            looked.join("\n")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).map(OsString::from)
+    }
+
+    #[test]
+    fn windows_reads_msi_install_path_with_several_dirs() {
+        let c = default_candidates(
+            Os::Windows,
+            &vars(&[
+                ("VBOX_MSI_INSTALL_PATH", r"D:\VBox\;E:\Other VBox"),
+                ("VBOX_INSTALL_PATH", r"F:\old\"),
+                ("ProgramFiles", r"C:\Program Files"),
+            ]),
+        );
+        let c: Vec<String> = c.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            c,
+            [
+                r"D:\VBox\VBoxManage.exe",
+                r"E:\Other VBox\VBoxManage.exe",
+                r"F:\old\VBoxManage.exe",
+                r"C:\Program Files\Oracle\VirtualBox\VBoxManage.exe",
+            ]
+        );
+    }
+
+    #[test]
+    fn linux_prefers_the_real_binary_over_the_wrapper_script() {
+        let c = default_candidates(Os::Linux, &vars(&[("PATH", "/usr/bin:/bin")]));
+        assert_eq!(c[0], PathBuf::from("/usr/lib/virtualbox/VBoxManage"));
+        assert!(c.contains(&PathBuf::from("/usr/bin/VBoxManage")));
+    }
+
+    #[test]
+    fn macos_looks_in_the_app_bundle_first() {
+        let c = default_candidates(Os::MacOs, &vars(&[]));
+        assert_eq!(
+            c[0],
+            PathBuf::from("/Applications/VirtualBox.app/Contents/MacOS/VBoxManage")
+        );
+    }
+
+    #[test]
+    fn precedence_is_flag_env_config_defaults() {
+        let all = |_: &Path| true;
+        let e = Explicit {
+            flag: Some("/flag".into()),
+            env: Some("/env".into()),
+            config: Some(("/cfg".into(), "config".into())),
+        };
+        let d = [PathBuf::from("/default")];
+        assert_eq!(locate(&e, &d, &all).unwrap(), PathBuf::from("/flag"));
+        let e = Explicit { flag: None, ..e };
+        assert_eq!(locate(&e, &d, &all).unwrap(), PathBuf::from("/env"));
+        let e = Explicit { env: None, ..e };
+        assert_eq!(locate(&e, &d, &all).unwrap(), PathBuf::from("/cfg"));
+        let e = Explicit { config: None, ..e };
+        assert_eq!(locate(&e, &d, &all).unwrap(), PathBuf::from("/default"));
+    }
+
+    #[test]
+    fn a_missing_explicit_path_is_an_error_naming_it_and_its_source() {
+        let e = Explicit {
+            flag: None,
+            env: Some("/nope/VBoxManage".into()),
+            config: None,
+        };
+        let err = locate(&e, &[PathBuf::from("/default")], &|p| {
+            p == Path::new("/default")
+        })
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("/nope/VBoxManage") && msg.contains("VBLAUNCH_VBOXMANAGE"),
+            "{msg}"
+        );
+        assert_eq!(crate::exit::code_of(&err), Code::NoVBoxManage);
+    }
+
+    #[test]
+    fn not_found_lists_every_place_looked() {
+        let e = Explicit {
+            flag: None,
+            env: None,
+            config: None,
+        };
+        let d = [
+            PathBuf::from("/a/VBoxManage"),
+            PathBuf::from("/b/VBoxManage"),
+        ];
+        let msg = format!("{:#}", locate(&e, &d, &|_| false).unwrap_err());
+        assert!(
+            msg.contains("/a/VBoxManage") && msg.contains("/b/VBoxManage"),
+            "{msg}"
+        );
+        assert!(msg.contains("--vboxmanage"), "{msg}");
+    }
+}

@@ -1,0 +1,355 @@
+//! Typed VBoxManage facade: every VBoxManage call vblaunch makes goes through
+//! here. Snapshots are always addressed by UUID. A `VBoxManage: error:` line
+//! counts as failure even with exit 0; `startvm`'s known quirk (exit 1 after
+//! "has been successfully started") counts as success.
+pub mod errors;
+pub mod locate;
+pub mod media;
+pub mod vminfo;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::exit::{fail, Code};
+use crate::process::{self, CommandLine, Deadline, Event, Output};
+pub use media::Medium;
+pub use vminfo::VmInfo;
+
+/// How `startvm` shows the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StartType {
+    /// A normal VirtualBox window.
+    Gui,
+    /// No window (use VRDE or SSH to reach the VM).
+    Headless,
+    /// A window whose VM process is detached from the GUI process.
+    Separate,
+}
+
+impl StartType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartType::Gui => "gui",
+            StartType::Headless => "headless",
+            StartType::Separate => "separate",
+        }
+    }
+}
+
+/// Which kind of call, for timeouts and terminal output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Mutate,
+    /// `snapshot delete`: a merge; never killed, progress shown.
+    Merge,
+}
+
+pub struct VBoxManage {
+    pub exe: PathBuf,
+    pub call_timeout: Duration,
+    pub stall_warning: Duration,
+    /// Print `0%...10%...` to the terminal for mutating calls.
+    pub show_progress: bool,
+}
+
+/// A failed VBoxManage call, with VirtualBox's own words and advice.
+fn call_failed(cmd: &CommandLine, out: &Output) -> anyhow::Error {
+    let errors = errors::error_lines(&out.stderr);
+    let text = if errors.is_empty() {
+        let raw = out.stderr.trim();
+        if raw.is_empty() {
+            out.stdout.trim().to_string()
+        } else {
+            raw.to_string()
+        }
+    } else {
+        errors.join("\n")
+    };
+    let mut msg = format!(
+        "VBoxManage failed ({}): {cmd}\nVirtualBox said:\n{}",
+        describe_status(&out.status),
+        indent(&text)
+    );
+    if let Some(a) = errors::classify(&out.stderr) {
+        msg.push_str(&format!(
+            "\nWhat this means: {}\nWhat to do: {}",
+            a.meaning, a.next_step
+        ));
+    }
+    fail(Code::VBoxManageFailed, msg)
+}
+
+fn describe_status(s: &std::process::ExitStatus) -> String {
+    match s.code() {
+        Some(c) => format!("exit code {c}"),
+        None => "killed by a signal".to_string(),
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn has_error_line(out: &Output) -> bool {
+    !errors::error_lines(&out.stderr).is_empty()
+}
+
+impl VBoxManage {
+    fn command<I, S>(&self, args: I) -> CommandLine
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut cmd = CommandLine::new(&self.exe);
+        cmd.args = args.into_iter().map(Into::into).collect();
+        // Labels in `list hdds` are translated in localized builds.
+        cmd.env.push(("LC_ALL".into(), "C".into()));
+        cmd
+    }
+
+    /// Run a call; returns its output whatever the exit status (callers judge).
+    fn run(&self, mut cmd: CommandLine, kind: Kind) -> Result<Output> {
+        log::debug!("run: {cmd}");
+        let deadline = match kind {
+            Kind::Merge => Deadline::Never {
+                stall_warning: self.stall_warning,
+            },
+            _ => Deadline::After(self.call_timeout),
+        };
+        cmd.detach_from_terminal_signals = kind != Kind::Read;
+        let show = self.show_progress && kind != Kind::Read;
+        let mut printed = false;
+        let result = process::run(&cmd, deadline, &mut |e| {
+            match e {
+            Event::Progress(p) => {
+                log::debug!("progress {p}%");
+                if show {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "{p}%...");
+                    let _ = err.flush();
+                    printed = true;
+                }
+            }
+            Event::Stalled(for_) => log::warn!(
+                "VBoxManage has shown no progress for {} s. A snapshot merge cannot be cancelled \
+                 safely: let it run. If it never ends, see VBoxSVC.log in VirtualBox's settings folder.",
+                for_.as_secs()
+            ),
+            Event::Stderr(_) => {}
+        }
+        });
+        if printed {
+            eprintln!();
+        }
+        let out = result.map_err(|e| {
+            let code = Code::VBoxManageFailed;
+            log::debug!("{e}");
+            fail(code, e.to_string())
+        })?;
+        log::debug!(
+            "{} after {} ms: {cmd}",
+            describe_status(&out.status),
+            out.duration.as_millis()
+        );
+        if !out.stderr.trim().is_empty() {
+            log::debug!("stderr: {}", out.stderr.trim_end());
+        }
+        Ok(out)
+    }
+
+    /// Run and require success (exit 0 and no error line).
+    fn run_ok(&self, cmd: CommandLine, kind: Kind) -> Result<Output> {
+        let out = self.run(cmd.clone(), kind)?;
+        if !out.status.success() || has_error_line(&out) {
+            return Err(call_failed(&cmd, &out));
+        }
+        Ok(out)
+    }
+
+    pub fn version(&self) -> Result<String> {
+        let out = self.run_ok(self.command(["--version"]), Kind::Read)?;
+        Ok(out.stdout.trim().to_string())
+    }
+
+    /// `showvminfo <vm> --machinereadable`. An unknown VM becomes a
+    /// [`Code::VmNotFound`] failure listing the registered VMs.
+    pub fn show_vm_info(&self, vm: &str) -> Result<VmInfo> {
+        let cmd = self.command(["showvminfo", vm, "--machinereadable"]);
+        let out = self.run(cmd.clone(), Kind::Read)?;
+        if !out.status.success() || has_error_line(&out) {
+            if out.stderr.contains("Could not find a registered machine") {
+                let known = match self.list_vms() {
+                    Ok(vms) if vms.is_empty() => "VirtualBox has no registered VMs.".to_string(),
+                    Ok(vms) => format!(
+                        "Registered VMs:\n{}",
+                        vms.iter()
+                            .map(|(n, u)| format!("  {n} {{{u}}}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ),
+                    Err(e) => format!("(could not list the registered VMs: {e})"),
+                };
+                return Err(fail(
+                    Code::VmNotFound,
+                    format!("VirtualBox has no VM named '{vm}' (names are case-sensitive; a UUID works too). {known}"),
+                ));
+            }
+            if out.stderr.contains("The object functionality is limited") {
+                return Err(fail(
+                    Code::VmNotFound,
+                    format!(
+                        "VirtualBox cannot read the settings of VM '{vm}' (it is inaccessible). \
+                         Open the VirtualBox Manager to see why; a missing disk file or a damaged \
+                         .vbox file is the usual cause. vblaunch changed nothing.\n{}",
+                        call_failed(&cmd, &out)
+                    ),
+                ));
+            }
+            return Err(call_failed(&cmd, &out));
+        }
+        let info = vminfo::parse(&out.stdout).with_context(|| format!("reading VM '{vm}'"))?;
+        if !info.accessible {
+            return Err(fail(
+                Code::VmNotFound,
+                format!(
+                    "VM '{vm}' ({}) is inaccessible: VirtualBox cannot read its settings. Open the \
+                     VirtualBox Manager to see why. vblaunch changed nothing.",
+                    info.uuid
+                ),
+            ));
+        }
+        Ok(info)
+    }
+
+    /// `list vms` → (name, uuid).
+    pub fn list_vms(&self) -> Result<Vec<(String, String)>> {
+        let out = self.run_ok(self.command(["list", "vms"]), Kind::Read)?;
+        Ok(parse_list_vms(&out.stdout))
+    }
+
+    pub fn list_hdds(&self) -> Result<Vec<Medium>> {
+        let out = self.run_ok(self.command(["list", "hdds"]), Kind::Read)?;
+        Ok(media::parse(&out.stdout))
+    }
+
+    /// The command line of a step, for logs and `--dry-run`.
+    pub fn take_command(&self, vm_uuid: &str, name: &str, description: &str) -> CommandLine {
+        self.command([
+            "snapshot".to_string(),
+            vm_uuid.to_string(),
+            "take".to_string(),
+            name.to_string(),
+            format!("--description={description}"),
+        ])
+    }
+
+    pub fn delete_command(&self, vm_uuid: &str, snapshot_uuid: &str) -> CommandLine {
+        self.command(["snapshot", vm_uuid, "delete", snapshot_uuid])
+    }
+
+    pub fn start_command(&self, vm_uuid: &str, start: StartType) -> CommandLine {
+        self.command(["startvm", vm_uuid, "--type", start.as_str()])
+    }
+
+    /// Take a snapshot; returns its UUID.
+    pub fn snapshot_take(&self, vm_uuid: &str, name: &str, description: &str) -> Result<String> {
+        let cmd = self.take_command(vm_uuid, name, description);
+        let out = self.run_ok(cmd.clone(), Kind::Mutate)?;
+        parse_taken_uuid(&out.stdout).ok_or_else(|| {
+            fail(
+                Code::VBoxManageFailed,
+                format!(
+                    "`{cmd}` succeeded but did not print the new snapshot's UUID; it printed: {}",
+                    out.stdout.trim()
+                ),
+            )
+        })
+    }
+
+    /// Delete (merge) a snapshot by UUID. Never killed by a timeout.
+    pub fn snapshot_delete(&self, vm_uuid: &str, snapshot_uuid: &str) -> Result<()> {
+        self.run_ok(self.delete_command(vm_uuid, snapshot_uuid), Kind::Merge)?;
+        Ok(())
+    }
+
+    /// Start the VM. Success is judged by both exit code and text (see module doc).
+    pub fn start_vm(&self, vm_uuid: &str, start: StartType) -> Result<()> {
+        let cmd = self.start_command(vm_uuid, start);
+        let out = self.run(cmd.clone(), Kind::Mutate)?;
+        let started = out.stdout.contains("has been successfully started");
+        if started && !out.status.success() {
+            log::debug!("startvm reported success with a failing exit code; VirtualBox does that, treating it as started");
+        }
+        if started || (out.status.success() && !has_error_line(&out)) {
+            return Ok(());
+        }
+        Err(call_failed(&cmd, &out))
+    }
+}
+
+/// `"name" {uuid}` lines; names may contain quotes and braces, so split at the last ` {`.
+pub fn parse_list_vms(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, uuid) = l.rsplit_once(" {")?;
+            let name = name.strip_prefix('"')?.strip_suffix('"')?;
+            Some((name.to_string(), uuid.strip_suffix('}')?.to_string()))
+        })
+        .collect()
+}
+
+/// `Snapshot taken. UUID: <uuid>`.
+pub fn parse_taken_uuid(stdout: &str) -> Option<String> {
+    stdout.lines().find_map(|l| {
+        let u = l.trim().strip_prefix("Snapshot taken. UUID:")?.trim();
+        (!u.is_empty()).then(|| u.to_string())
+    })
+}
+
+/// Whether `path` names an existing file (a seam kept in one place).
+pub fn file_exists(path: &Path) -> bool {
+    path.is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_recorded_list_vms_and_take_output() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let vms = parse_list_vms(
+            &std::fs::read_to_string(format!("{dir}/tests/fixtures/15-list-vms.stdout")).unwrap(),
+        );
+        assert_eq!(
+            vms,
+            [(
+                "TestVM".to_string(),
+                "18580ff3-3d30-4242-b9bf-6fe37f9ff5f1".to_string()
+            )]
+        );
+        let take = std::fs::read_to_string(format!("{dir}/tests/fixtures/10-snapshot-take.stdout"))
+            .unwrap();
+        assert_eq!(
+            parse_taken_uuid(&take).as_deref(),
+            Some("8c80fd17-eeb7-4ea4-b4bd-146d4ffda522")
+        );
+        assert_eq!(parse_taken_uuid("nothing"), None);
+    }
+
+    #[test]
+    fn list_vms_names_with_quotes_and_braces() {
+        let vms = parse_list_vms("\"My \"VM\" {x}\" {ab408727-e82f-4444-a90f-c1f1f761d25b}\n");
+        assert_eq!(vms[0].0, "My \"VM\" {x}");
+        assert_eq!(vms[0].1, "ab408727-e82f-4444-a90f-c1f1f761d25b");
+    }
+}
