@@ -74,15 +74,26 @@ pub fn showvminfo(st: &State, vm: &Vm) -> String {
 chipset=\"piix3\"\nfirmware=\"BIOS\"\ncpus=1\nhpet=\"off\"\npae=\"on\"\nlongmode=\"on\"\n\
 triplefaultreset=\"off\"\napic=\"on\"\n",
     );
-    o.push_str(if linuxish { "x2apic=\"on\"\n" } else { "x2apic=\"off\"\n" });
+    o.push_str(if linuxish {
+        "x2apic=\"on\"\n"
+    } else {
+        "x2apic=\"off\"\n"
+    });
     o.push_str(
         "nested-hw-virt=\"off\"\nhwvirtex=\"on\"\nnestedpaging=\"on\"\nlargepages=\"off\"\n\
 vtxvpid=\"on\"\nvtxux=\"on\"\nvirtvmsavevmload=\"on\"\ncpuid-portability-level=0\n\
 bootmenu=\"messageandmenu\"\nboot1=\"floppy\"\nboot2=\"dvd\"\nboot3=\"disk\"\nboot4=\"none\"\n\
 acpi=\"on\"\nioapic=\"on\"\nbiosapic=\"apic\"\nbiossystemtimeoffset=0\n",
     );
-    o.push_str(&format!("NvramFile=\"{}\"\n", esc(&format!("{dir}/{base}.nvram"))));
-    o.push_str(if linuxish { "rtcuseutc=\"on\"\n" } else { "rtcuseutc=\"off\"\n" });
+    o.push_str(&format!(
+        "NvramFile=\"{}\"\n",
+        esc(&format!("{dir}/{base}.nvram"))
+    ));
+    o.push_str(if linuxish {
+        "rtcuseutc=\"on\"\n"
+    } else {
+        "rtcuseutc=\"off\"\n"
+    });
     o.push_str("iommu=\"none\"\nparavirtprovider=\"default\"\n");
     o.push_str(if linuxish {
         "effparavirtprovider=\"kvm\"\n"
@@ -106,7 +117,10 @@ defaultfrontend=\"\"\nvmprocpriority=\"default\"\n",
         o.push_str(&format!("storagecontrollertype{i}=\"{ty}\"\n"));
         o.push_str(&format!("storagecontrollerinstance{i}=\"0\"\n"));
         o.push_str(&format!("storagecontrollermaxportcount{i}=\"{max}\"\n"));
-        o.push_str(&format!("storagecontrollerportcount{i}=\"{}\"\n", c.ports()));
+        o.push_str(&format!(
+            "storagecontrollerportcount{i}=\"{}\"\n",
+            c.ports()
+        ));
         o.push_str(&format!("storagecontrollerbootable{i}=\"on\"\n"));
     }
     for c in &vm.controllers {
@@ -121,9 +135,15 @@ defaultfrontend=\"\"\nvmprocpriority=\"default\"\n",
                 match att {
                     None => o.push_str(&format!("\"{n}-{port}-{dev}\"=\"none\"\n")),
                     Some(a) => {
-                        let loc = st.medium(&a.medium).map(|m| m.location.clone()).unwrap_or_default();
+                        let loc = st
+                            .medium(&a.medium)
+                            .map(|m| m.location.clone())
+                            .unwrap_or_default();
                         o.push_str(&format!("\"{n}-{port}-{dev}\"=\"{}\"\n", esc(&loc)));
-                        o.push_str(&format!("\"{n}-ImageUUID-{port}-{dev}\"=\"{}\"\n", a.medium));
+                        o.push_str(&format!(
+                            "\"{n}-ImageUUID-{port}-{dev}\"=\"{}\"\n",
+                            a.medium
+                        ));
                         o.push_str(&format!("\"{n}-hot-pluggable-{port}-{dev}\"=\"off\"\n"));
                         o.push_str(&format!("\"{n}-nonrotational-{port}-{dev}\"=\"off\"\n"));
                         o.push_str(&format!("\"{n}-discard-{port}-{dev}\"=\"off\"\n"));
@@ -221,7 +241,11 @@ pub fn list_hdds(st: &State) -> String {
         o.push_str(&format!("State:          {}\n", medium_state(st, i)));
         o.push_str(&format!(
             "Type:           {}\n",
-            if m.parent.is_some() { "normal (differencing)" } else { "normal (base)" }
+            if m.parent.is_some() {
+                "normal (differencing)"
+            } else {
+                "normal (base)"
+            }
         ));
         o.push_str(&format!("Location:       {}\n", m.location));
         o.push_str("Storage format: VDI\n");
@@ -270,12 +294,21 @@ pub fn showmediuminfo(st: &State, i: usize) -> String {
             .dfs()
             .into_iter()
             .map(|(s, _)| s)
-            .filter(|&s| vm.snapshots[s].attachments.iter().any(|a| a.medium == m.uuid))
+            .filter(|&s| {
+                vm.snapshots[s]
+                    .attachments
+                    .iter()
+                    .any(|a| a.medium == m.uuid)
+            })
             .collect();
         if !in_cur && snaps.is_empty() {
             continue;
         }
-        o.push_str(if first { "In use by VMs:  " } else { "               " });
+        o.push_str(if first {
+            "In use by VMs:  "
+        } else {
+            "               "
+        });
         first = false;
         o.push_str(&format!("{} (UUID: {})", vm.name, vm.uuid));
         for s in snaps {
@@ -285,7 +318,11 @@ pub fn showmediuminfo(st: &State, i: usize) -> String {
         o.push('\n');
     }
     for (n, c) in st.children_of(&m.uuid).into_iter().enumerate() {
-        o.push_str(if n == 0 { "Child UUIDs:    " } else { "                " });
+        o.push_str(if n == 0 {
+            "Child UUIDs:    "
+        } else {
+            "                "
+        });
         o.push_str(&st.media[c].uuid);
         o.push('\n');
     }

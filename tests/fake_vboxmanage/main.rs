@@ -159,7 +159,11 @@ fn escape_arg(a: &str) -> String {
 }
 
 fn log_call(home: &Path, args: &[String]) -> Result<()> {
-    let line = args.iter().map(|a| escape_arg(a)).collect::<Vec<_>>().join("\t");
+    let line = args
+        .iter()
+        .map(|a| escape_arg(a))
+        .collect::<Vec<_>>()
+        .join("\t");
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -225,7 +229,10 @@ fn fire_fault(
             drop(lock);
             let code: i32 = fault.args.first().and_then(|c| c.parse().ok()).unwrap_or(1);
             let text = fault.args.get(1..).map(|t| t.join(" ")).unwrap_or_default();
-            let mut out = Out { code, ..Out::default() };
+            let mut out = Out {
+                code,
+                ..Out::default()
+            };
             if is_snapshot_op(args) {
                 if let Some(line) = cmds::deleting_line(&st, args) {
                     out.out(&line);
@@ -305,7 +312,9 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
                 rest = &rest[2..];
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
-                return Ok(usage("fault: no action (fail|hang|die|die-after|start-quirk)"));
+                return Ok(usage(
+                    "fault: no action (fail|hang|die|die-after|start-quirk)",
+                ));
             };
             if pos == 0 {
                 return Ok(usage("fault: empty command pattern"));
@@ -363,7 +372,11 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             let Some(i) = cmds::vm_index_any(st, vm) else {
                 return Ok(usage(&format!("no VM {vm:?}")));
             };
-            st.vms[i].session = if name == "-" { None } else { Some(name.clone()) };
+            st.vms[i].session = if name == "-" {
+                None
+            } else {
+                Some(name.clone())
+            };
         }
         Some("write") => {
             let (Some(m), Some(off), Some(text)) = (args.get(1), args.get(2), args.get(3)) else {

@@ -124,7 +124,10 @@ impl Vm {
             .unwrap_or_default()
     }
     pub fn snap_fldr(&self) -> String {
-        self.vm_dir().join("Snapshots").to_string_lossy().into_owned()
+        self.vm_dir()
+            .join("Snapshots")
+            .to_string_lossy()
+            .into_owned()
     }
     pub fn children(&self, parent: Option<&str>) -> Vec<usize> {
         self.snapshots
@@ -136,7 +139,13 @@ impl Vm {
     }
     /// Depth-first order of snapshot indexes with their machine-readable suffix.
     pub fn dfs(&self) -> Vec<(usize, String)> {
-        fn walk(vm: &Vm, parent: Option<&str>, prefix: &str, root: bool, out: &mut Vec<(usize, String)>) {
+        fn walk(
+            vm: &Vm,
+            parent: Option<&str>,
+            prefix: &str,
+            root: bool,
+            out: &mut Vec<(usize, String)>,
+        ) {
             for (n, i) in vm.children(parent).into_iter().enumerate() {
                 let p = if root && n == 0 {
                     String::new()
@@ -169,7 +178,9 @@ impl Vm {
 
 impl State {
     pub fn medium_idx(&self, uuid: &str) -> Option<usize> {
-        self.media.iter().position(|m| m.uuid.eq_ignore_ascii_case(uuid))
+        self.media
+            .iter()
+            .position(|m| m.uuid.eq_ignore_ascii_case(uuid))
     }
     pub fn medium(&self, uuid: &str) -> Option<&Medium> {
         self.medium_idx(uuid).map(|i| &self.media[i])
@@ -201,7 +212,10 @@ impl State {
                 break;
             }
             out.push(i);
-            cur = self.media[i].parent.as_deref().and_then(|p| self.medium_idx(p));
+            cur = self.media[i]
+                .parent
+                .as_deref()
+                .and_then(|p| self.medium_idx(p));
         }
         out
     }
@@ -231,7 +245,9 @@ impl State {
     }
     /// A VM is inaccessible when it references a medium missing from the registry.
     pub fn vm_accessible(&self, vm: &Vm) -> bool {
-        vm.referenced_media().iter().all(|m| self.medium_idx(m).is_some())
+        vm.referenced_media()
+            .iter()
+            .all(|m| self.medium_idx(m).is_some())
     }
     pub fn replace_medium_refs(&mut self, from: &str, to: &str) {
         for vm in &mut self.vms {
@@ -319,7 +335,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Medium files: a header line, then `offset<TAB>hex` runs of written bytes.
 
-const MEDIUM_HEADER: &str = "# fake VBoxManage medium: offset<TAB>hex of the bytes written to this medium itself\n";
+const MEDIUM_HEADER: &str =
+    "# fake VBoxManage medium: offset<TAB>hex of the bytes written to this medium itself\n";
 
 pub type Blocks = BTreeMap<u64, u8>;
 
@@ -333,7 +350,9 @@ pub fn read_blocks(path: &str) -> Result<Blocks> {
         let (off, hex) = line
             .split_once('\t')
             .with_context(|| format!("bad line in medium {path}: {line:?}"))?;
-        let off: u64 = off.parse().with_context(|| format!("bad offset in {path}"))?;
+        let off: u64 = off
+            .parse()
+            .with_context(|| format!("bad offset in {path}"))?;
         let bytes = from_hex(hex).with_context(|| format!("bad hex in {path}"))?;
         for (k, b) in bytes.into_iter().enumerate() {
             map.insert(off + k as u64, b);
@@ -378,7 +397,7 @@ pub fn to_hex(b: &[u8]) -> String {
 
 fn from_hex(s: &str) -> Result<Vec<u8>> {
     let s = s.trim();
-    anyhow::ensure!(s.len() % 2 == 0, "odd hex length");
+    anyhow::ensure!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(Into::into))

@@ -1,0 +1,572 @@
+//! vblaunch against the fake VBoxManage: exact call sequences, the start step
+//! (which real VirtualBox cannot do here), refusals and injected failures.
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+/// The calls the fake received, each as its argv joined by single spaces.
+fn calls(w: &World) -> Vec<String> {
+    let log = std::fs::read_to_string(w.path("vbox/fake-calls.log")).unwrap_or_default();
+    log.lines()
+        .map(|l| {
+            l.split('\t')
+                .map(|a| {
+                    a.replace("\\t", "\t")
+                        .replace("\\n", "\n")
+                        .replace("\\\\", "\\")
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn clear_calls(w: &World) {
+    let _ = std::fs::remove_file(w.path("vbox/fake-calls.log"));
+}
+
+/// Calls that change something (everything but showvminfo / list / --version).
+fn mutations(w: &World) -> Vec<String> {
+    calls(w)
+        .into_iter()
+        .filter(|c| {
+            !(c.starts_with("showvminfo ") || c.starts_with("list ") || c.starts_with("--version"))
+        })
+        .collect()
+}
+
+fn last_start(w: &World) -> String {
+    calls(w)
+        .into_iter()
+        .rev()
+        .find(|c| c.starts_with("startvm"))
+        .unwrap_or_default()
+}
+
+fn fault(w: &World, spec: &[&str]) {
+    let mut args = vec!["fake", "fault"];
+    args.extend_from_slice(spec);
+    w.vbox_ok(&args);
+}
+
+/// A VM that has been folded once (so it has a marked "current").
+fn adopted(w: &World, name: &str) -> Vm {
+    let vm = w.create_vm(name, 32);
+    let r = w.vblaunch(&["fold", name]);
+    assert_eq!(r.code, 0, "{r}");
+    clear_calls(w);
+    vm
+}
+
+#[test]
+fn first_launch_takes_current_by_uuid_verifies_and_starts() {
+    let w = World::fake();
+    let vm = w.create_vm("Dev Box", 32);
+    clear_calls(&w);
+    let r = w.vblaunch(&["Dev Box"]);
+    assert_eq!(r.code, 0, "{r}");
+    let c = calls(&w);
+    // Two concurrent reads, the take, two concurrent reads to verify, the start.
+    assert_eq!(c.len(), 6, "{c:#?}");
+    let mut first = c[..2].to_vec();
+    first.sort();
+    assert_eq!(first, ["list hdds", "showvminfo Dev Box --machinereadable"]);
+    let prefix = format!(
+        "snapshot {} take current --description=vblaunch: taken ",
+        vm.uuid
+    );
+    assert!(c[2].starts_with(&prefix), "{c:#?}");
+    let mut verify = c[3..5].to_vec();
+    verify.sort();
+    assert_eq!(
+        verify,
+        [
+            "list hdds".to_string(),
+            format!("showvminfo {} --machinereadable", vm.uuid)
+        ]
+    );
+    assert_eq!(c[5], format!("startvm {} --type gui", vm.uuid));
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.info(&vm.uuid).state, "running");
+    assert!(r.stderr.contains("First run"), "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("safe to back up: {}", vm.base.display())),
+        "{r}"
+    );
+}
+
+#[test]
+fn second_launch_deletes_the_old_current_by_uuid_and_keeps_the_data() {
+    let w = World::fake();
+    let vm = adopted(&w, "Dev Box");
+    let old = w.info(&vm.uuid).current_snapshot.unwrap();
+    let leaf = w.leaf(&vm.uuid);
+    w.write_bytes(&leaf, 4096, "work of the day");
+    let before = w.content(&leaf);
+    let r = w.vblaunch(&["--type", "headless", "Dev Box"]);
+    assert_eq!(r.code, 0, "{r}");
+    let m = mutations(&w);
+    assert_eq!(m.len(), 3, "{m:#?}");
+    assert_eq!(m[0], format!("snapshot {} delete {old}", vm.uuid));
+    assert!(m[1].starts_with(&format!("snapshot {} take current --description=", vm.uuid)));
+    assert_eq!(m[2], format!("startvm {} --type headless", vm.uuid));
+    assert_folded(&w, &vm.uuid, "current");
+    assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), old);
+    // The day's writes are now in the base disk, and the VM sees the same data.
+    assert_eq!(w.content(&vm.base), before);
+    assert_eq!(w.content(&w.leaf(&vm.uuid)), before);
+    assert_eq!(w.snapshot_files(&vm.uuid).len(), 1);
+    assert!(r.stderr.contains("0%...10%"), "progress is streamed: {r}");
+}
+
+#[test]
+fn fold_does_not_start_and_dry_run_changes_nothing() {
+    let w = World::fake();
+    let vm = adopted(&w, "Dev Box");
+    let r = w.vblaunch(&["fold", "Dev Box"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!mutations(&w).iter().any(|c| c.starts_with("startvm")));
+    assert_eq!(w.info(&vm.uuid).state, "poweroff");
+
+    let before = w.state(&vm.uuid);
+    let cur = w.info(&vm.uuid).current_snapshot.unwrap();
+    clear_calls(&w);
+    let r = w.vblaunch(&["Dev Box", "--dry-run"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(mutations(&w).is_empty(), "{:#?}", calls(&w));
+    assert_eq!(w.state(&vm.uuid), before);
+    let exe = w.vboxmanage_exe();
+    let lines: Vec<&str> = r.stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines[1],
+        format!("{} snapshot {} delete {cur}", exe.display(), vm.uuid),
+        "{r}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{} snapshot {} take current '--description=vblaunch: taken ",
+            exe.display(),
+            vm.uuid
+        )),
+        "{r}"
+    );
+    assert_eq!(
+        lines[3],
+        format!("{} startvm {} --type gui", exe.display(), vm.uuid),
+        "{r}"
+    );
+}
+
+#[test]
+fn names_with_spaces_quotes_and_non_ascii_and_uuids_work() {
+    let w = World::fake();
+    let name = "Ärger \"quoted\" VM's";
+    let vm = w.create_vm(name, 16);
+    for _ in 0..2 {
+        let r = w.vblaunch(&["fold", name]);
+        assert_eq!(r.code, 0, "{r}");
+        assert_folded(&w, &vm.uuid, "current");
+    }
+    let r = w.vblaunch(&["fold", &vm.uuid]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+#[test]
+fn start_quirk_exit_1_after_success_counts_as_started() {
+    let w = World::fake();
+    let vm = adopted(&w, "Q");
+    fault(&w, &["startvm", "start-quirk"]);
+    let r = w.vblaunch(&["Q"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(w.info(&vm.uuid).state, "running");
+}
+
+#[test]
+fn start_failure_is_exit_11_with_virtualbox_words_and_the_fold_kept() {
+    let w = World::fake();
+    let vm = adopted(&w, "S");
+    fault(&w, &["startvm", "fail", "1", "VBoxManage: error: The virtual machine 'S' has terminated unexpectedly during startup with exit code 1 (0x1)"]);
+    let r = w.vblaunch(&["S"]);
+    assert_eq!(r.code, 11, "{r}");
+    assert!(
+        r.stderr.contains("terminated unexpectedly during startup"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("The fold was kept"), "{r}");
+    assert!(
+        r.stderr.contains("VBox.log"),
+        "advice names the next step: {r}"
+    );
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+#[test]
+fn refuses_running_paused_and_locked_vms_without_touching_them() {
+    let w = World::fake();
+    let vm = adopted(&w, "R");
+    for state in ["running", "paused", "saving"] {
+        w.vbox_ok(&["fake", "set-state", &vm.uuid, state]);
+        let before = w.state(&vm.uuid);
+        clear_calls(&w);
+        let r = w.vblaunch(&["R"]);
+        assert_eq!(r.code, 5, "{r}");
+        assert!(r.stderr.contains(&format!("state: {state}")), "{r}");
+        assert!(mutations(&w).is_empty());
+        assert_eq!(w.state(&vm.uuid), before);
+    }
+    w.vbox_ok(&[
+        "fake",
+        "set-state",
+        &vm.uuid,
+        "poweroff",
+        "--session",
+        "GUI/Qt",
+    ]);
+    let r = w.vblaunch(&["R"]);
+    assert_eq!(r.code, 5, "{r}");
+    assert!(r.stderr.contains("GUI/Qt"), "{r}");
+}
+
+#[test]
+fn saved_vm_is_folded_and_stays_saved() {
+    let w = World::fake();
+    let vm = adopted(&w, "Saved");
+    let sav = w.path("state.sav");
+    std::fs::write(&sav, "x").unwrap();
+    w.vbox_ok(&["adoptstate", &vm.uuid, sav.to_str().unwrap()]);
+    let r = w.vblaunch(&["fold", "Saved"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.info(&vm.uuid).state, "saved");
+}
+
+#[test]
+fn user_snapshots_are_never_deleted_and_are_mentioned() {
+    let w = World::fake();
+    let vm = w.create_vm("U", 16);
+    w.vbox_ok(&[
+        "snapshot",
+        &vm.uuid,
+        "take",
+        "before upgrade",
+        "--description=mine",
+    ]);
+    for _ in 0..3 {
+        let r = w.vblaunch(&["fold", "U"]);
+        assert_eq!(r.code, 0, "{r}");
+        assert!(r.stderr.contains("'before upgrade'"), "{r}");
+        let info = w.info(&vm.uuid);
+        assert_eq!(info.snapshots.len(), 2);
+        assert_eq!(info.snapshots[0].name, "before upgrade");
+        assert_eq!(info.snapshots[0].description.as_deref(), Some("mine"));
+        assert_folded(&w, &vm.uuid, "current");
+    }
+}
+
+#[test]
+fn unsafe_trees_are_refused_with_nothing_changed() {
+    // Duplicate "current".
+    let w = World::fake();
+    let vm = adopted(&w, "T");
+    w.vbox_ok(&["snapshot", &vm.uuid, "take", "current"]);
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["T"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stderr.contains("2 snapshots named 'current'"), "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
+
+    // "current" not the current snapshot.
+    let w = World::fake();
+    let vm = adopted(&w, "T");
+    w.vbox_ok(&["snapshot", &vm.uuid, "take", "mine"]);
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["T"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stderr.contains("not the VM's current snapshot"), "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
+
+    // A "current" vblaunch did not take: refused, then accepted with --adopt.
+    let w = World::fake();
+    let vm = w.create_vm("T", 16);
+    w.vbox_ok(&["snapshot", &vm.uuid, "take", "current"]);
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["fold", "T"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stderr.contains("--adopt"), "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
+    let r = w.vblaunch(&["fold", "T", "--adopt"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+#[test]
+fn a_deleted_diff_file_is_refused_naming_it() {
+    let w = World::fake();
+    let vm = adopted(&w, "D");
+    let leaf = w.leaf(&vm.uuid);
+    std::fs::remove_file(&leaf).unwrap();
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["D"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stderr.contains(leaf.to_str().unwrap()), "{r}");
+    assert!(mutations(&w).is_empty());
+    assert_eq!(w.state(&vm.uuid), before);
+}
+
+#[test]
+fn unknown_vm_lists_the_registered_ones() {
+    let w = World::fake();
+    w.create_vm("Alpha", 16);
+    w.create_vm("Beta VM", 16);
+    let r = w.vblaunch(&["alpha"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(
+        r.stderr.contains("no VM named 'alpha'")
+            && r.stderr.contains("Alpha {")
+            && r.stderr.contains("Beta VM {"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_held_lock_is_exit_4_and_changes_nothing() {
+    let w = World::fake();
+    let vm = adopted(&w, "L");
+    std::fs::create_dir_all(w.lock_dir()).unwrap();
+    let f = std::fs::File::create(w.lock_dir().join("L.lock")).unwrap();
+    f.try_lock().unwrap();
+    let r = w.vblaunch(&["L"]);
+    assert_eq!(r.code, 4, "{r}");
+    assert!(r.stderr.contains("already working on VM 'L'"), "{r}");
+    assert!(calls(&w).is_empty());
+    // The same VM by UUID is locked too (the second lock is taken by UUID).
+    drop(f);
+    let f = std::fs::File::create(w.lock_dir().join(format!("{}.lock", vm.uuid))).unwrap();
+    f.try_lock().unwrap();
+    let r = w.vblaunch(&["L"]);
+    assert_eq!(r.code, 4, "{r}");
+    assert!(mutations(&w).is_empty());
+    drop(f);
+    assert_eq!(w.vblaunch(&["fold", "L"]).code, 0);
+}
+
+/// A harmless process whose name is a VirtualBox front end's.
+fn fake_front_end(w: &World, name: &str) -> KillOnDrop {
+    KillOnDrop::spawn(&w.path(name))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn running_virtualbox_is_refused_with_no_wait_and_waited_for_otherwise() {
+    let w = World::fake();
+    let vm = adopted(&w, "G");
+    w.remove_config(); // the built-in guard list
+    let fe = fake_front_end(&w, "VBoxHeadless");
+    let before = w.state(&vm.uuid);
+    clear_calls(&w);
+    let r = w.vblaunch(&["G", "--no-wait"]);
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("VBoxHeadless (pid {})", fe.id())),
+        "{r}"
+    );
+    assert!(
+        calls(&w).is_empty(),
+        "nothing is even read while VirtualBox runs"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+
+    let r = w.vblaunch(&["G", "--wait-timeout", "1"]);
+    assert_eq!(r.code, 3, "{r}");
+    assert!(r.stderr.contains("still running after 1 s"), "{r}");
+
+    drop(fe);
+
+    // Without --no-wait vblaunch waits; it goes on once the front end exits.
+    // (A name of its own, so that parallel tests' front ends do not interfere.)
+    let own = format!("vblwait{}", std::process::id());
+    w.write_config(&format!("guard_processes = [\"{own}\"]\n"));
+    let fe = fake_front_end(&w, &own);
+    let mut cmd = Command::new(VBLAUNCH);
+    cmd.env_clear()
+        .env("HOME", w.path("home"))
+        .env("XDG_CONFIG_HOME", w.path("config"))
+        .env("XDG_DATA_HOME", w.path("data"))
+        .env("VBOX_USER_HOME", w.path("vbox"))
+        .env("VBLAUNCH_VBOXMANAGE", FAKE)
+        .args(["fold", "G"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("Close VirtualBox to continue (Ctrl-C to abort)"),
+        "{line}"
+    );
+    assert!(mutations(&w).is_empty());
+    drop(fe);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("VirtualBox is closed; continuing."), "{rest}");
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+#[test]
+fn a_failed_merge_changes_nothing_and_the_next_run_repeats_it() {
+    let w = World::fake();
+    let vm = adopted(&w, "F");
+    let leaf = w.leaf(&vm.uuid);
+    w.write_bytes(&leaf, 0, "keep me");
+    let content = w.content(&leaf);
+    let before = w.state(&vm.uuid);
+    fault(
+        &w,
+        &[
+            "snapshot",
+            "delete",
+            "fail",
+            "1",
+            "VBoxManage: error: Unable to merge storage '/x.vdi'. Not enough free storage space",
+        ],
+    );
+    let r = w.vblaunch(&["F"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(
+        r.stderr.contains("Not enough free storage space"),
+        "VirtualBox's words: {r}"
+    );
+    assert!(r.stderr.contains("Free space"), "the next step: {r}");
+    assert!(
+        !mutations(&w)
+            .iter()
+            .any(|c| c.starts_with("snapshot") && c.contains(" take ")),
+        "no take after a failed merge"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+    let r = w.vblaunch(&["fold", "F"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.content(&vm.base), content);
+}
+
+#[test]
+fn a_failed_take_after_the_merge_does_not_start_and_the_next_run_takes_it() {
+    let w = World::fake();
+    let vm = adopted(&w, "F");
+    let leaf = w.leaf(&vm.uuid);
+    w.write_bytes(&leaf, 0, "keep me");
+    let content = w.content(&leaf);
+    fault(
+        &w,
+        &[
+            "snapshot",
+            "take",
+            "fail",
+            "1",
+            "VBoxManage: error: Failed to take snapshot",
+        ],
+    );
+    let r = w.vblaunch(&["F"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(
+        r.stderr
+            .contains("the merge completed, but taking the new snapshot failed"),
+        "{r}"
+    );
+    assert!(
+        !calls(&w).iter().any(|c| c.starts_with("startvm")),
+        "never start a VM without its snapshot"
+    );
+    assert!(w.info(&vm.uuid).snapshots.is_empty());
+    assert_eq!(w.content(&vm.base), content);
+    let r = w.vblaunch(&["F"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.content(&w.leaf(&vm.uuid)), content);
+}
+
+#[test]
+fn a_hanging_take_is_stopped_at_its_timeout() {
+    let w = World::fake();
+    let vm = w.create_vm("H", 16);
+    w.write_config("call_timeout_secs = 1\n");
+    fault(&w, &["snapshot", "take", "hang"]);
+    let r = w.vblaunch(&["fold", "H"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(r.stderr.contains("did not finish within"), "{r}");
+    let r = w.vblaunch(&["fold", "H"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+#[test]
+fn a_client_killed_mid_merge_leaves_a_state_the_next_run_understands() {
+    let w = World::fake();
+    let vm = adopted(&w, "K");
+    let leaf = w.leaf(&vm.uuid);
+    w.write_bytes(&leaf, 512, "in flight");
+    let content = w.content(&leaf);
+    // VBoxSVC finished the merge, the VBoxManage client died before reporting.
+    fault(&w, &["snapshot", "delete", "die-after"]);
+    let r = w.vblaunch(&["K"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(!calls(&w).iter().any(|c| c.starts_with("startvm")));
+    let r = w.vblaunch(&["K"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.content(&vm.base), content);
+
+    // And a client that dies before VBoxSVC did anything: nothing changed.
+    w.vbox_ok(&["controlvm", &vm.uuid, "poweroff"]);
+    clear_calls(&w);
+    let before = w.state(&vm.uuid);
+    fault(&w, &["snapshot", "delete", "die"]);
+    let r = w.vblaunch(&["fold", "K"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
+}
+
+#[test]
+fn configured_snapshot_name_and_start_type_are_used() {
+    let w = World::fake();
+    let vm = w.create_vm("C", 16);
+    w.write_config("snapshot_name = \"vbl\"\n[vm.\"C\"]\nstart_type = \"separate\"\n");
+    let r = w.vblaunch(&["C"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "vbl");
+    assert_eq!(
+        last_start(&w),
+        format!("startvm {} --type separate", vm.uuid)
+    );
+    // The flag beats the config.
+    w.vbox_ok(&["controlvm", &vm.uuid, "poweroff"]);
+    let r = w.vblaunch(&["C", "--type", "headless"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        last_start(&w),
+        format!("startvm {} --type headless", vm.uuid)
+    );
+}
+
+#[test]
+fn quiet_hides_progress_and_verbose_shows_commands() {
+    let w = World::fake();
+    adopted(&w, "V");
+    let r = w.vblaunch(&["fold", "V", "-q"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.is_empty(), "{r}");
+    let r = w.vblaunch(&["fold", "V", "-v"]);
+    assert!(
+        r.stderr.contains("run: ") && r.stderr.contains("snapshot "),
+        "{r}"
+    );
+}

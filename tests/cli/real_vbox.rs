@@ -1,0 +1,183 @@
+//! vblaunch against REAL VirtualBox 7.2 (the chroot set up by
+//! .ci/setup-real-vbox.sh; no kernel driver, so VMs cannot boot but every
+//! snapshot and medium operation is real). Run when VBLAUNCH_TEST_VBOXMANAGE
+//! points at it; otherwise each test says it was skipped.
+use crate::support::*;
+
+macro_rules! real_world {
+    ($name:expr) => {
+        match real_backend($name) {
+            Some(b) => World::new(b),
+            None => return,
+        }
+    };
+}
+
+#[test]
+fn real_five_folds_keep_one_current_and_every_byte() {
+    let w = real_world!("real_five_folds_keep_one_current_and_every_byte");
+    let vm = w.create_vm("Fold Five", 16);
+    for i in 0..5u64 {
+        let leaf = w.leaf(&vm.uuid);
+        w.write_bytes(
+            &leaf,
+            1_048_576 * i + 4096,
+            &format!("launch {i}: known bytes"),
+        );
+        let before = w.content(&leaf);
+        assert!(
+            String::from_utf8_lossy(&before).contains(&format!("launch {i}: known bytes")),
+            "the test wrote into the disk"
+        );
+        let r = w.vblaunch(&["fold", "Fold Five"]);
+        assert_eq!(r.code, 0, "fold {i}: {r}");
+        assert_folded(&w, &vm.uuid, "current");
+        assert_eq!(w.info(&vm.uuid).snapshots.len(), 1);
+        let files = w.snapshot_files(&vm.uuid);
+        assert_eq!(files.len(), 1, "exactly one diff after fold {i}: {files:?}");
+        assert_eq!(w.leaf(&vm.uuid), files[0]);
+        assert!(
+            w.content(&w.leaf(&vm.uuid)) == before,
+            "fold {i} changed what the VM sees"
+        );
+        assert!(
+            w.content(&vm.base) == before,
+            "fold {i}: the base does not hold the data"
+        );
+    }
+}
+
+#[test]
+fn real_names_with_spaces_and_non_ascii() {
+    let w = real_world!("real_names_with_spaces_and_non_ascii");
+    let name = "Entwicklung Ä \"q\" 'x'";
+    let vm = w.create_vm(name, 8);
+    for _ in 0..2 {
+        let r = w.vblaunch(&["fold", name]);
+        assert_eq!(r.code, 0, "{r}");
+        assert_folded(&w, &vm.uuid, "current");
+    }
+}
+
+#[test]
+fn real_user_snapshot_under_current_survives() {
+    let w = real_world!("real_user_snapshot_under_current_survives");
+    let vm = w.create_vm("User Snap", 8);
+    w.write_bytes(&vm.base, 0, "base data");
+    w.vbox_ok(&[
+        "snapshot",
+        &vm.uuid,
+        "take",
+        "before upgrade",
+        "--description=mine",
+    ]);
+    let user = w.info(&vm.uuid).snapshots[0].uuid.clone();
+    for i in 0..3 {
+        let leaf = w.leaf(&vm.uuid);
+        w.write_bytes(&leaf, 8192, &format!("session {i}"));
+        let before = w.content(&leaf);
+        let r = w.vblaunch(&["fold", "User Snap"]);
+        assert_eq!(r.code, 0, "{r}");
+        assert!(r.stderr.contains("'before upgrade'"), "{r}");
+        let info = w.info(&vm.uuid);
+        assert_eq!(info.snapshots.len(), 2);
+        assert_eq!(info.snapshots[0].uuid, user);
+        assert_eq!(info.snapshots[0].description.as_deref(), Some("mine"));
+        assert_folded(&w, &vm.uuid, "current");
+        assert!(w.content(&w.leaf(&vm.uuid)) == before);
+    }
+    // The user's snapshot still freezes the base as it was when it was taken.
+    assert!(String::from_utf8_lossy(&w.content(&vm.base)).contains("base data"));
+    assert!(!String::from_utf8_lossy(&w.content(&vm.base)).contains("session 0"));
+}
+
+#[test]
+fn real_duplicate_current_is_refused_and_nothing_changes() {
+    let w = real_world!("real_duplicate_current_is_refused_and_nothing_changes");
+    let vm = w.create_vm("Dup", 8);
+    assert_eq!(w.vblaunch(&["fold", "Dup"]).code, 0);
+    w.vbox_ok(&["snapshot", &vm.uuid, "take", "current"]);
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["Dup"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stderr.contains("2 snapshots named 'current'"), "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
+}
+
+#[test]
+fn real_deleted_diff_is_refused_naming_the_file() {
+    let w = real_world!("real_deleted_diff_is_refused_naming_the_file");
+    let vm = w.create_vm("Gone", 8);
+    assert_eq!(w.vblaunch(&["fold", "Gone"]).code, 0);
+    let leaf = w.leaf(&vm.uuid);
+    std::fs::remove_file(&leaf).unwrap();
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["Gone"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stderr.contains(leaf.to_str().unwrap()), "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn real_running_front_end_with_no_wait_is_refused() {
+    let w = real_world!("real_running_front_end_with_no_wait_is_refused");
+    let vm = w.create_vm("Guarded", 8);
+    assert_eq!(w.vblaunch(&["fold", "Guarded"]).code, 0);
+    w.remove_config(); // the built-in guard list
+    let fe = KillOnDrop::spawn(&w.path("VBoxHeadless"));
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["Guarded", "--no-wait"]);
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("VBoxHeadless (pid {})", fe.id())),
+        "{r}"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+}
+
+#[test]
+fn real_launch_reports_the_start_failure_and_keeps_the_fold() {
+    let w = real_world!("real_launch_reports_the_start_failure_and_keeps_the_fold");
+    let vm = w.create_vm("No Driver", 8);
+    let r = w.vblaunch(&["No Driver", "--type", "headless"]);
+    assert_eq!(r.code, 11, "{r}");
+    assert!(r.stderr.contains("did not start"), "{r}");
+    assert!(
+        r.stderr.contains("terminated unexpectedly during startup"),
+        "VirtualBox's own words: {r}"
+    );
+    assert!(r.stderr.contains("The fold was kept"), "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+#[test]
+fn real_saved_vm_is_folded_and_keeps_its_saved_state() {
+    let w = real_world!("real_saved_vm_is_folded_and_keeps_its_saved_state");
+    let vm = w.create_vm("Saved", 8);
+    assert_eq!(w.vblaunch(&["fold", "Saved"]).code, 0);
+    let sav = w.path("any.sav");
+    std::fs::write(&sav, b"saved state").unwrap();
+    w.vbox_ok(&["adoptstate", &vm.uuid, sav.to_str().unwrap()]);
+    assert_eq!(w.info(&vm.uuid).state, "saved");
+    let leaf = w.leaf(&vm.uuid);
+    w.write_bytes(&leaf, 0, "saved session");
+    let before = w.content(&leaf);
+    let r = w.vblaunch(&["fold", "Saved"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    let info = w.info(&vm.uuid);
+    assert_eq!(info.state, "saved");
+    assert!(info.state_file.is_some());
+    assert!(w.content(&w.leaf(&vm.uuid)) == before);
+}
+
+#[test]
+fn real_unknown_vm_lists_registered_vms() {
+    let w = real_world!("real_unknown_vm_lists_registered_vms");
+    w.create_vm("Known VM", 8);
+    let r = w.vblaunch(&["fold", "Unknown VM"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.contains("Known VM {"), "{r}");
+}

@@ -1,0 +1,430 @@
+//! Test harness shared by the fake and the real VirtualBox tests: a temp world
+//! (HOME, XDG dirs, VBOX_USER_HOME), a VBoxManage backend to build VMs with,
+//! and the vblaunch binary run with a cleared environment.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vblaunch::vbox::media::{self, Medium};
+use vblaunch::vbox::vminfo::{self, VmInfo};
+
+pub const FAKE: &str = env!("CARGO_BIN_EXE_vblaunch-fake-vboxmanage");
+pub const VBLAUNCH: &str = env!("CARGO_BIN_EXE_vblaunch");
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    Fake,
+    /// The real VBoxManage (the chroot wrapper), from VBLAUNCH_TEST_VBOXMANAGE.
+    Real(PathBuf),
+}
+
+/// The real VBoxManage for tests, or None after telling the terminal that the
+/// test is skipped (written to the real stderr, past libtest's capture, so a
+/// skipped test is never silent). With VBLAUNCH_REQUIRE_REAL=1 (CI) a missing
+/// VirtualBox fails the test instead.
+pub fn real_backend(test: &str) -> Option<Backend> {
+    match std::env::var_os("VBLAUNCH_TEST_VBOXMANAGE").filter(|v| !v.is_empty()) {
+        Some(p) => Some(Backend::Real(PathBuf::from(p))),
+        None => {
+            if std::env::var_os("VBLAUNCH_REQUIRE_REAL").is_some_and(|v| v == "1") {
+                panic!("{test}: VBLAUNCH_REQUIRE_REAL=1 but VBLAUNCH_TEST_VBOXMANAGE is not set");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: real VirtualBox test (set VBLAUNCH_TEST_VBOXMANAGE to a real VBoxManage, e.g. after .ci/setup-real-vbox.sh)"
+            );
+            None
+        }
+    }
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+}
+
+pub struct Vm {
+    pub name: String,
+    pub uuid: String,
+    pub base: PathBuf,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: text(&o.stdout),
+            stderr: text(&o.stderr),
+        }
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl World {
+    pub fn new(backend: Backend) -> World {
+        // Under /tmp: the real VirtualBox runs in a chroot that sees only /tmp-like dirs.
+        let dir = tempfile::Builder::new()
+            .prefix("vblaunch-test")
+            .tempdir_in("/tmp")
+            .unwrap();
+        for d in ["home", "config", "data", "vbox", "vms", "disks"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let w = World { dir, backend };
+        w.write_config("");
+        w
+    }
+
+    pub fn fake() -> World {
+        World::new(Backend::Fake)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn vboxmanage_exe(&self) -> PathBuf {
+        match &self.backend {
+            Backend::Fake => PathBuf::from(FAKE),
+            Backend::Real(p) => p.clone(),
+        }
+    }
+
+    fn base_env(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("VBOX_USER_HOME", self.path("vbox"))
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LC_ALL", "C");
+        if let Some(c) = std::env::var_os("VBOX_CHROOT") {
+            cmd.env("VBOX_CHROOT", c);
+        }
+    }
+
+    /// Run the backend VBoxManage directly (to build and inspect VMs).
+    pub fn vbox<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
+        let mut cmd = Command::new(self.vboxmanage_exe());
+        self.base_env(&mut cmd);
+        cmd.args(args);
+        Run::from(cmd.output().unwrap())
+    }
+
+    pub fn vbox_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let r = self.vbox(args);
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(r.code, 0, "VBoxManage {shown:?} failed:\n{r}");
+        r.stdout
+    }
+
+    /// Run vblaunch with a clean environment pointing at this world.
+    pub fn vblaunch<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
+        self.vblaunch_env(args, &[])
+    }
+
+    pub fn vblaunch_env<S: AsRef<OsStr>>(&self, args: &[S], env: &[(&str, &OsStr)]) -> Run {
+        let mut cmd = Command::new(VBLAUNCH);
+        self.base_env(&mut cmd);
+        cmd.env("VBLAUNCH_VBOXMANAGE", self.vboxmanage_exe());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(args).stdin(std::process::Stdio::null());
+        Run::from(cmd.output().unwrap())
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.path("data/vblaunch/vblaunch.log")
+    }
+
+    pub fn lock_dir(&self) -> PathBuf {
+        self.path("data/vblaunch/locks")
+    }
+
+    /// Create and register a VM with one dynamically allocated disk of `mb` MiB.
+    pub fn create_vm(&self, name: &str, mb: u32) -> Vm {
+        let out = self.vbox_ok(&[
+            "createvm",
+            "--name",
+            name,
+            "--ostype",
+            "Linux_64",
+            "--basefolder",
+            self.path("vms").to_str().unwrap(),
+            "--register",
+        ]);
+        let uuid = out
+            .lines()
+            .find_map(|l| l.strip_prefix("UUID: "))
+            .unwrap_or_else(|| panic!("no UUID in createvm output: {out}"))
+            .trim()
+            .to_string();
+        let base = self.path(&format!("disks/{}.vdi", uuid));
+        self.vbox_ok(&[
+            "createmedium",
+            "disk",
+            "--filename",
+            base.to_str().unwrap(),
+            "--size",
+            &mb.to_string(),
+            "--format",
+            "VDI",
+        ]);
+        self.vbox_ok(&["storagectl", &uuid, "--name", "SATA", "--add", "sata"]);
+        self.vbox_ok(&[
+            "storageattach",
+            &uuid,
+            "--storagectl",
+            "SATA",
+            "--port",
+            "0",
+            "--device",
+            "0",
+            "--type",
+            "hdd",
+            "--medium",
+            base.to_str().unwrap(),
+        ]);
+        Vm {
+            name: name.to_string(),
+            uuid,
+            base,
+        }
+    }
+
+    pub fn info(&self, vm: &str) -> VmInfo {
+        vminfo::parse(&self.vbox_ok(&["showvminfo", vm, "--machinereadable"])).unwrap()
+    }
+
+    pub fn hdds(&self) -> Vec<Medium> {
+        media::parse(&self.vbox_ok(&["list", "hdds"]))
+    }
+
+    /// The current-state medium of the VM's first disk.
+    pub fn leaf(&self, vm: &str) -> PathBuf {
+        self.info(vm).attachments[0].location.clone()
+    }
+
+    /// Write `data` at `offset` into a medium (the current diff, usually).
+    pub fn write_bytes(&self, medium: &Path, offset: u64, data: &str) {
+        match &self.backend {
+            Backend::Fake => {
+                self.vbox_ok(&[
+                    "fake",
+                    "write",
+                    medium.to_str().unwrap(),
+                    &offset.to_string(),
+                    data,
+                ]);
+            }
+            Backend::Real(exe) => {
+                let script = self.path("vbox-write-bytes.py");
+                if !script.exists() {
+                    std::fs::copy(
+                        concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/vbox-write-bytes.py"),
+                        &script,
+                    )
+                    .unwrap();
+                }
+                let mut cmd = Command::new(exe);
+                self.base_env(&mut cmd);
+                cmd.env("VBOX_WRAPPER_PROG", "/usr/bin/python3").args([
+                    script.as_os_str(),
+                    OsStr::new("write"),
+                    medium.as_os_str(),
+                    OsStr::new(&offset.to_string()),
+                    OsStr::new(data),
+                ]);
+                let r = Run::from(cmd.output().unwrap());
+                assert_eq!(
+                    r.code,
+                    0,
+                    "writing bytes into {} failed:\n{r}",
+                    medium.display()
+                );
+            }
+        }
+    }
+
+    /// The content of a medium's whole chain, comparable across runs.
+    pub fn content(&self, medium: &Path) -> Vec<u8> {
+        match &self.backend {
+            Backend::Fake => self
+                .vbox_ok(&["fake", "content", medium.to_str().unwrap()])
+                .into_bytes(),
+            Backend::Real(_) => {
+                let raw = self.path("content.raw");
+                let _ = std::fs::remove_file(&raw);
+                self.vbox_ok(&[
+                    "clonemedium",
+                    medium.to_str().unwrap(),
+                    raw.to_str().unwrap(),
+                    "--format",
+                    "RAW",
+                ]);
+                // clonemedium registers the copy; forget it again (keep the file).
+                let _ = self.vbox(&["closemedium", "disk", raw.to_str().unwrap()]);
+                let bytes = std::fs::read(&raw).unwrap();
+                std::fs::remove_file(&raw).unwrap();
+                bytes
+            }
+        }
+    }
+
+    /// The .vdi files in the VM's Snapshots folder.
+    pub fn snapshot_files(&self, vm: &str) -> Vec<PathBuf> {
+        let dir = self.info(vm).snapshot_folder.unwrap();
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "vdi"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        files
+    }
+
+    /// A snapshot of what VirtualBox holds, for "nothing changed" assertions.
+    pub fn state(&self, vm: &str) -> String {
+        let info = self.info(vm);
+        let snaps: Vec<String> = info
+            .snapshots
+            .iter()
+            .map(|s| format!("{} {} {:?} {:?}", s.name, s.uuid, s.parent, s.description))
+            .collect();
+        let media: Vec<String> = self
+            .hdds()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {:?} {} {}",
+                    m.uuid,
+                    m.parent,
+                    m.state,
+                    m.location.display()
+                )
+            })
+            .collect();
+        format!(
+            "state={} current={:?} disks={:?}\nsnapshots={snaps:#?}\nmedia={media:#?}\nfiles={:#?}",
+            info.state,
+            info.current_snapshot,
+            info.attachments,
+            self.snapshot_files(vm)
+        )
+    }
+
+    /// Write the default-location config. Unless `text` sets guard_processes,
+    /// the guard watches a process name no test runs: tests run in parallel,
+    /// and one test's fake `VBoxHeadless` must not stall the others.
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let p = self.config_file();
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let isolation = if text.contains("guard_processes") {
+            ""
+        } else {
+            "guard_processes = [\"no-such-front-end-in-tests\"]\n"
+        };
+        std::fs::write(&p, format!("{isolation}{text}")).unwrap();
+        p
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.path("config/vblaunch/vblaunch.toml")
+    }
+
+    /// Use the built-in defaults (no config file), guard list included.
+    pub fn remove_config(&self) {
+        let _ = std::fs::remove_file(self.config_file());
+    }
+}
+
+/// A child process killed (and reaped) when dropped, even when a test fails:
+/// a copy of `sleep` under the given name, with no inherited pipes.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    pub fn spawn(exe: &Path) -> KillOnDrop {
+        std::fs::copy("/bin/sleep", exe).unwrap();
+        let child = Command::new(exe)
+            .arg("600")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Assert the steady state after a fold: one snapshot named `name`, current,
+/// a leaf, taken by vblaunch; the disk is a differencing image; all media created.
+pub fn assert_folded(w: &World, vm: &str, name: &str) {
+    let info = w.info(vm);
+    let managed: Vec<_> = info.snapshots.iter().filter(|s| s.name == name).collect();
+    assert_eq!(managed.len(), 1, "{}", w.state(vm));
+    let cur = info.current().expect("a current snapshot");
+    assert_eq!(cur.uuid, managed[0].uuid);
+    assert!(cur.children.is_empty());
+    assert!(
+        cur.description
+            .as_deref()
+            .unwrap_or("")
+            .starts_with(vblaunch::plan::MARKER),
+        "{:?}",
+        cur.description
+    );
+    let media = w.hdds();
+    let leaf = media
+        .iter()
+        .find(|m| m.uuid == info.attachments[0].image_uuid)
+        .unwrap();
+    assert!(leaf.is_differencing(), "{}", w.state(vm));
+    // A running VM holds its media locked; otherwise every medium is plain "created".
+    let ok: &[&str] = if info.state == "running" {
+        &["created", "locked read", "locked write"]
+    } else {
+        &["created"]
+    };
+    for m in &media {
+        assert!(ok.contains(&m.state.as_str()), "{}", w.state(vm));
+    }
+}
