@@ -18,6 +18,11 @@ pub struct VmLock {
 
 /// A file name for any VM name or UUID: ASCII letters, digits, `-` and `_`
 /// stay; every other byte becomes `%XX` (so "Dev Box" and "Dev_Box" differ).
+///
+/// ```
+/// assert_eq!(vblaunch::lock::file_name("Dev Box"), "Dev%20Box.lock");
+/// assert_eq!(vblaunch::lock::file_name("Ä"), "%C3%84.lock");
+/// ```
 pub fn file_name(key: &str) -> String {
     let mut out = String::new();
     for b in key.bytes() {

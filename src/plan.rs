@@ -30,6 +30,17 @@ pub fn description(now_iso8601: &str) -> String {
     )
 }
 
+/// Whether vblaunch took this snapshot (its description starts with [`MARKER`]).
+///
+/// ```
+/// use vblaunch::plan::{description, is_marked};
+/// use vblaunch::vbox::vminfo::Snapshot;
+/// let mut s = Snapshot { name: "current".into(), uuid: "u".into(), description: None,
+///                        node: String::new(), parent: None, children: vec![] };
+/// assert!(!is_marked(&s));
+/// s.description = Some(description("2026-11-26T07:00:00Z"));
+/// assert!(is_marked(&s));
+/// ```
 pub fn is_marked(s: &Snapshot) -> bool {
     s.description
         .as_deref()

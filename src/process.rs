@@ -354,6 +354,32 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_merge_is_never_killed_but_a_stall_is_reported() {
+        // The child pauses longer than the stall period; without a deadline it
+        // runs to its end and the pause is reported as a stall.
+        let cmd = CommandLine::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("printf '0%%...' >&2; sleep 1; printf '100%%' >&2");
+        let mut stalls = 0;
+        let out = run(
+            &cmd,
+            Deadline::Never {
+                stall_warning: Duration::from_millis(200),
+            },
+            &mut |e| {
+                if let Event::Stalled(_) = e {
+                    stalls += 1
+                }
+            },
+        )
+        .unwrap();
+        assert!(out.status.success());
+        assert!(stalls >= 1, "no stall reported");
+        assert!(out.stderr.ends_with("100%"));
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn a_hanging_child_is_killed_at_its_deadline() {
         let cmd = CommandLine::new(Path::new("/bin/sh"))
             .arg("-c")

@@ -188,14 +188,7 @@ impl VBoxManage {
         if !out.status.success() || has_error_line(&out) {
             if out.stderr.contains("Could not find a registered machine") {
                 let known = match self.list_vms() {
-                    Ok(vms) if vms.is_empty() => "VirtualBox has no registered VMs.".to_string(),
-                    Ok(vms) => format!(
-                        "Registered VMs:\n{}",
-                        vms.iter()
-                            .map(|(n, u)| format!("  {n} {{{u}}}"))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    ),
+                    Ok(vms) => describe_registered(&vms),
                     Err(e) => format!("(could not list the registered VMs: {e})"),
                 };
                 return Err(fail(
@@ -296,6 +289,28 @@ impl VBoxManage {
     }
 }
 
+/// The registered VMs for an error message; inaccessible ones are called out,
+/// since VirtualBox no longer knows their names.
+fn describe_registered(vms: &[(String, String)]) -> String {
+    if vms.is_empty() {
+        return "VirtualBox has no registered VMs.".to_string();
+    }
+    let list: Vec<String> = vms.iter().map(|(n, u)| format!("  {n} {{{u}}}")).collect();
+    let mut text = format!("Registered VMs:\n{}", list.join("\n"));
+    let broken = vms.iter().filter(|(n, _)| n == "<inaccessible>").count();
+    if broken > 0 {
+        text.push_str(&format!(
+            "\n{broken} of them {} inaccessible: VirtualBox cannot read {} settings, so it no \
+             longer knows {} name. If your VM is among them, open the VirtualBox Manager to see \
+             why (a missing disk file or a damaged .vbox file is the usual cause).",
+            if broken == 1 { "is" } else { "are" },
+            if broken == 1 { "its" } else { "their" },
+            if broken == 1 { "its" } else { "their" },
+        ));
+    }
+    text
+}
+
 /// `"name" {uuid}` lines; names may contain quotes and braces, so split at the last ` {`.
 pub fn parse_list_vms(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -344,6 +359,27 @@ mod tests {
             Some("8c80fd17-eeb7-4ea4-b4bd-146d4ffda522")
         );
         assert_eq!(parse_taken_uuid("nothing"), None);
+    }
+
+    #[test]
+    fn registered_list_calls_out_inaccessible_vms() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let vms = parse_list_vms(
+            &std::fs::read_to_string(format!(
+                "{dir}/tests/fixtures/42-regmissing-list-vms.stdout"
+            ))
+            .unwrap(),
+        );
+        let text = describe_registered(&vms);
+        assert!(
+            text.contains("<inaccessible> {18580ff3-3d30-4242-b9bf-6fe37f9ff5f1}"),
+            "{text}"
+        );
+        assert!(text.contains("1 of them is inaccessible"), "{text}");
+        assert_eq!(
+            describe_registered(&[]),
+            "VirtualBox has no registered VMs."
+        );
     }
 
     #[test]

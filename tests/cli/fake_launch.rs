@@ -570,3 +570,27 @@ fn quiet_hides_progress_and_verbose_shows_commands() {
         "{r}"
     );
 }
+
+#[test]
+fn an_inaccessible_vm_is_explained_by_name_and_by_uuid() {
+    let w = World::fake();
+    let vm = adopted(&w, "Broken");
+    // The diff the current snapshot froze leaves the media registry (the
+    // seed's "differencing image of snapshot … could not be found").
+    let info = w.info(&vm.uuid);
+    let media = w.hdds();
+    let leaf = media
+        .iter()
+        .find(|m| m.uuid == info.attachments[0].image_uuid)
+        .unwrap();
+    let parent = leaf.parent.clone().unwrap();
+    w.vbox_ok(&["fake", "unregister-medium", &parent]);
+    let r = w.vblaunch(&["Broken"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.contains("is inaccessible"), "{r}");
+    assert!(r.stderr.contains(&vm.uuid), "{r}");
+    let r = w.vblaunch(&["fold", &vm.uuid]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.contains("cannot read the settings"), "{r}");
+    assert!(mutations(&w).is_empty());
+}
