@@ -33,6 +33,7 @@ const AFTER_HELP: &str = concat!(
         "  vblaunch \"Dev Box\" --type headless  start without a window\n",
         "  vblaunch launch fold                launch a VM that is named \"fold\"\n",
         "  vblaunch config check               validate the configuration file\n",
+        "  vblaunch shortcut \"Dev Box\"         desktop and Start-menu shortcuts that run vblaunch\n",
         "\n",
         "Each launch folds the snapshot \"current\" into the base disk and takes a new\n",
         "\"current\": while the VM runs, the base .vdi does not change, so a file backup\n",
@@ -50,7 +51,8 @@ const AFTER_HELP: &str = concat!(
         "   8  VBoxManage was not found\n",
         "   9  a VBoxManage command failed\n",
         "  10  after the fold VirtualBox does not hold what vblaunch expected\n",
-        "  11  the VM did not start (the fold was kept)"
+        "  11  the VM did not start (the fold was kept)\n",
+        "  12  a file exists (or was changed) and --force was not given"
 );
 
 #[derive(Debug, Args, Clone, Default)]
@@ -82,6 +84,10 @@ pub struct Global {
     /// Also fold a managed-name snapshot that vblaunch did not take (e.g. from the old launcher script)
     #[arg(long, global = true)]
     pub adopt: bool,
+
+    /// On failure, wait for Enter before exiting (shortcuts pass it: their window would close)
+    #[arg(long, global = true)]
+    pub pause_on_error: bool,
 
     /// More output (-vv for all VBoxManage details)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -115,6 +121,16 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Create (or --remove) a desktop / Start-menu shortcut that runs `vblaunch <VM>`
+    Shortcut(crate::cmd::shortcut::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), for packaging
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,8 @@ pub enum Code {
     Verification = 10,
     /// The fold succeeded but the VM did not start.
     StartFailed = 11,
+    /// A file vblaunch would write (or remove) exists (or was changed); nothing was done.
+    Exists = 12,
 }
 
 impl Code {
@@ -55,7 +57,8 @@ Exit codes:
    8  VBoxManage was not found
    9  a VBoxManage command failed
   10  after the fold VirtualBox does not hold what vblaunch expected
-  11  the VM did not start (the fold was kept)";
+  11  the VM did not start (the fold was kept)
+  12  a file exists (or was changed) and --force was not given";
 
 /// A failure the exit status must reflect.
 #[derive(Debug)]
@@ -114,7 +117,7 @@ mod tests {
 
     #[test]
     fn help_table_lists_every_code() {
-        for code in 0..=11u8 {
+        for code in 0..=12u8 {
             assert!(
                 EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
                 "code {code} missing from the help table"

@@ -13,6 +13,7 @@ pub mod lock;
 pub mod logging;
 pub mod plan;
 pub mod process;
+pub mod shortcut;
 pub mod vbox;
 
 use std::ffi::OsString;
@@ -46,7 +47,11 @@ pub fn log_file_path() -> PathBuf {
     data_dir().join("vblaunch.log")
 }
 
+/// `VBLAUNCH_DATA_DIR` (a portable install, or a test) or the platform data dir.
 fn data_dir() -> PathBuf {
+    if let Some(d) = non_empty_env("VBLAUNCH_DATA_DIR") {
+        return PathBuf::from(d);
+    }
     project_dirs()
         .map(|d| d.data_local_dir().to_path_buf())
         .unwrap_or_else(|| std::env::temp_dir().join("vblaunch"))
@@ -115,11 +120,28 @@ pub fn run(cli: Cli) -> Result<()> {
         env!("CARGO_PKG_VERSION"),
         std::env::args().collect::<Vec<_>>()
     );
+    // Generators need no configuration (a broken config must not block them).
+    match &cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = cli::Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "vblaunch", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(cli::Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let ctx = Context::new(cli.global.clone())?;
     match cli.command {
         Command::Launch { vm } => cmd::fold::run(&ctx, &vm, true),
         Command::Fold { vm } => cmd::fold::run(&ctx, &vm, false),
         Command::Config { action } => cmd::config::run(&ctx, action),
+        Command::Shortcut(args) => cmd::shortcut::run(&ctx, args),
+        Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),
     }
 }
 
@@ -133,4 +155,17 @@ pub fn report_error(err: &anyhow::Error) {
     log::error!(target: logging::FILE_ONLY, "{text}");
     eprintln!("vblaunch: error: {text}");
     eprintln!("(log file: {})", log_file_path().display());
+}
+
+/// After an error in a window that closes when vblaunch exits (a shortcut),
+/// keep it open until the user has read it. Only when someone can answer.
+pub fn pause_for_enter() {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return;
+    }
+    eprint!("Press Enter to close this window.");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
 }

@@ -5,11 +5,15 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = vblaunch::cli::parse();
+    let pause = cli.global.pause_on_error;
     match vblaunch::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = vblaunch::exit::code_of(&err);
             vblaunch::report_error(&err);
+            if pause {
+                vblaunch::pause_for_enter();
+            }
             ExitCode::from(code.as_u8())
         }
     }

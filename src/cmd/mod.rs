@@ -1,3 +1,4 @@
 //! One module per subcommand.
 pub mod config;
 pub mod fold;
+pub mod shortcut;

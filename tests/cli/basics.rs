@@ -34,6 +34,7 @@ fn no_arguments_prints_help_and_fails_as_usage() {
     assert!(r.stderr.contains("Usage:"), "{r}");
 }
 
+#[cfg(unix)] // the default location on Windows is the user's AppData
 #[test]
 fn config_path_follows_precedence() {
     let w = World::fake();
@@ -74,12 +75,12 @@ fn config_check_accepts_the_shipped_example_and_names_bad_lines() {
     assert!(r.stdout.contains(": ok"), "{r}");
 
     let p = w.write_config("guard_processes = [\"x\"]\n[vm.\"Dev Box\"]\nsnapshot_nam = \"x\"\n");
-    let r = w.vblaunch(&["config", "check"]);
+    let r = w.vblaunch(&["config", "check", "--config", p.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains(&format!("{}:3:1:", p.display())), "{r}");
     assert!(r.stderr.contains("snapshot_nam"), "{r}");
     // A bad config stops a launch too, before anything runs.
-    let r = w.vblaunch(&["SomeVM"]);
+    let r = w.vblaunch(&["SomeVM", "--config", p.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{r}");
     assert!(
         !w.path("vbox/fake-calls.log").exists(),
@@ -87,6 +88,7 @@ fn config_check_accepts_the_shipped_example_and_names_bad_lines() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn config_check_without_a_file_says_defaults_apply() {
     let w = World::fake();
@@ -125,4 +127,105 @@ fn errors_are_written_to_the_log_file() {
         log.contains("showvminfo NoSuchVM --machinereadable"),
         "{log}"
     );
+}
+
+#[cfg(windows)]
+#[test]
+fn finds_vboxmanage_through_vbox_msi_install_path() {
+    let w = World::fake();
+    let dir = w.path("Oracle VirtualBox");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(FAKE, dir.join("VBoxManage.exe")).unwrap();
+    // As the installer sets it: with a trailing backslash, possibly several dirs.
+    let msi = format!("C:\\does-not-exist\\;{}\\", dir.display());
+    let empty = std::ffi::OsString::new();
+    let r = w.vblaunch_env(
+        &["-v", "fold", "NoSuchVM"],
+        &[
+            ("VBLAUNCH_VBOXMANAGE", empty.as_os_str()),
+            ("VBOX_MSI_INSTALL_PATH", std::ffi::OsStr::new(&msi)),
+        ],
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "using VBoxManage at {}\\VBoxManage.exe",
+            dir.display()
+        )),
+        "{r}"
+    );
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let w = World::fake();
+    let r = w.vblaunch(&["completions", "bash"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("complete")
+            && r.stdout.contains("--dry-run")
+            && r.stdout.contains("shortcut"),
+        "{}",
+        r.stdout
+    );
+    let r = w.vblaunch(&["completions", "powershell"]);
+    assert!(r.stdout.contains("Register-ArgumentCompleter"), "{r}");
+    let r = w.vblaunch(&["completions", "nushell"]);
+    assert_eq!(r.code, 2, "an unknown shell is a usage error: {r}");
+    let r = w.vblaunch(&["manpage"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH vblaunch"),
+        "{}",
+        &r.stdout[..200.min(r.stdout.len())]
+    );
+    assert!(
+        r.stdout.contains("Exit codes"),
+        "the man page carries the exit-code table"
+    );
+}
+
+#[test]
+fn pause_on_error_does_not_block_without_a_terminal() {
+    // Shortcuts pass --pause-on-error; with no terminal to answer, vblaunch
+    // must still exit (stdin is null here).
+    let w = World::fake();
+    let r = w.vblaunch(&[
+        "--pause-on-error",
+        "--vboxmanage",
+        w.path("nope").to_str().unwrap(),
+        "fold",
+        "X",
+    ]);
+    assert_eq!(r.code, 8, "{r}");
+    assert!(!r.stderr.contains("Press Enter"), "{r}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn pause_on_error_waits_for_enter_in_a_terminal() {
+    // `script` gives vblaunch a terminal; the newline we send answers the prompt.
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let w = World::fake();
+    let cmd = format!(
+        "{} --pause-on-error --vboxmanage /nonexistent/VBoxManage fold X",
+        VBLAUNCH
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("VBLAUNCH_DATA_DIR", w.path("data/vblaunch"))
+        .env("HOME", w.path("home"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("VBoxManage not found") && text.contains("Press Enter to close this window."),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(8), "{text}");
 }

@@ -117,9 +117,24 @@ impl World {
             .env("HOME", self.path("home"))
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_DATA_HOME", self.path("data"))
+            .env("VBLAUNCH_DATA_DIR", self.path("data/vblaunch"))
             .env("VBOX_USER_HOME", self.path("vbox"))
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("LC_ALL", "C");
+        // Windows programs need these to start at all.
+        for v in [
+            "SystemRoot",
+            "windir",
+            "TEMP",
+            "TMP",
+            "USERPROFILE",
+            "APPDATA",
+            "LOCALAPPDATA",
+        ] {
+            if let Some(val) = std::env::var_os(v) {
+                cmd.env(v, val);
+            }
+        }
         if let Some(c) = std::env::var_os("VBOX_CHROOT") {
             cmd.env("VBOX_CHROOT", c);
         }

@@ -1,0 +1,220 @@
+//! `vblaunch shortcut <VM> [--desktop] [--start-menu] [--dest DIR] [--remove] [--force]`.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::exit::{fail, Code};
+use crate::shortcut::{self, Entry, Manifest, Target};
+use crate::vbox::locate::Os;
+use crate::vbox::VBoxManage;
+use crate::Context;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// VM name or UUID the shortcut launches
+    pub vm: String,
+    /// Put it on the desktop
+    #[arg(long)]
+    pub desktop: bool,
+    /// Put it in the Start menu (Windows), the applications menu (Linux) or ~/Applications (macOS)
+    #[arg(long)]
+    pub start_menu: bool,
+    /// Put it in this folder instead
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["desktop", "start_menu"])]
+    pub dest: Option<PathBuf>,
+    /// Delete the shortcuts vblaunch created for this VM
+    #[arg(long)]
+    pub remove: bool,
+    /// Overwrite an existing file (or remove one changed since vblaunch wrote it)
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn folders(os: Os, args: &Args) -> Result<Vec<PathBuf>> {
+    if let Some(d) = &args.dest {
+        return Ok(vec![d.clone()]);
+    }
+    let both = !args.desktop && !args.start_menu;
+    let mut out = Vec::new();
+    let no_home = || fail(Code::Usage, "cannot find your home folder; pass --dest DIR");
+    if args.desktop || both {
+        let user = directories::UserDirs::new().ok_or_else(no_home)?;
+        let desktop = user
+            .desktop_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| user.home_dir().join("Desktop"));
+        out.push(desktop);
+    }
+    if args.start_menu || both {
+        let base = directories::BaseDirs::new().ok_or_else(no_home)?;
+        out.push(match os {
+            // %APPDATA%\Microsoft\Windows\Start Menu\Programs
+            Os::Windows => base
+                .data_dir()
+                .join("Microsoft")
+                .join("Windows")
+                .join("Start Menu")
+                .join("Programs"),
+            Os::Linux => base.data_dir().join("applications"),
+            Os::MacOs => base.home_dir().join("Applications"),
+        });
+    }
+    Ok(out)
+}
+
+fn own_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find vblaunch's own path")?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    // Windows canonical paths start with \\?\, which shortcuts do not want.
+    let s = exe.to_string_lossy();
+    Ok(match s.strip_prefix(r"\\?\") {
+        Some(rest) => PathBuf::from(rest),
+        None => exe,
+    })
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<()> {
+    let os = Os::current();
+    let manifest_path = ctx.data_dir.join("shortcuts.toml");
+    let mut manifest = Manifest::load(&manifest_path)?;
+    let dirs = folders(os, &args)?;
+    if args.remove {
+        return remove(&args, &dirs, &mut manifest, &manifest_path);
+    }
+
+    // Check the VM exists when VirtualBox can be asked; take VirtualBox's icon.
+    let eff = ctx.config.effective(&[&args.vm]);
+    let mut icon = match os {
+        Os::Linux => Some("virtualbox".to_string()),
+        _ => None,
+    };
+    match ctx.vboxmanage(&eff) {
+        Ok(exe) => {
+            let vb = VBoxManage {
+                exe: exe.clone(),
+                call_timeout: eff.call_timeout,
+                stall_warning: eff.merge_stall_warning,
+                show_progress: false,
+            };
+            let info = vb.show_vm_info(&args.vm)?;
+            log::debug!("shortcut for VM '{}' {{{}}}", info.name, info.uuid);
+            if os == Os::Windows {
+                let gui = exe.with_file_name("VirtualBox.exe");
+                if gui.is_file() {
+                    icon = Some(gui.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Err(e) => log::warn!("{e:#}\nThe shortcut is made anyway, but check the VM name."),
+    }
+    let target = Target {
+        exe: own_exe()?,
+        vm: args.vm.clone(),
+        icon,
+    };
+    let (bytes, executable) = shortcut::render(os, &target);
+    let name = shortcut::file_name(os, &args.vm);
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.join(&name)).collect();
+    // Refuse before writing anything.
+    if !args.force {
+        if let Some(p) = paths.iter().find(|p| p.exists()) {
+            return Err(fail(
+                Code::Exists,
+                format!(
+                    "{} already exists; vblaunch does not overwrite files. Remove it, or run again with --force to replace it.",
+                    p.display()
+                ),
+            ));
+        }
+    }
+    for p in &paths {
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        if executable {
+            make_executable(p)?;
+        }
+        manifest.shortcut.retain(|e| &e.path != p);
+        manifest.shortcut.push(Entry {
+            vm: args.vm.clone(),
+            path: p.clone(),
+            fingerprint: shortcut::fingerprint(&bytes),
+        });
+        manifest.save(&manifest_path)?;
+        println!("{}", p.display());
+        log::info!("Created shortcut {}", p.display());
+    }
+    if os == Os::Windows {
+        log::info!(
+            "To pin it to the taskbar: open the Start menu, right-click \"{}\" and choose \"Pin to taskbar\" (Windows does not let programs pin themselves).",
+            target.title()
+        );
+    }
+    Ok(())
+}
+
+fn remove(
+    args: &Args,
+    dirs: &[PathBuf],
+    manifest: &mut Manifest,
+    manifest_path: &Path,
+) -> Result<()> {
+    let explicit = args.dest.is_some() || args.desktop || args.start_menu;
+    let mine: Vec<Entry> = manifest
+        .shortcut
+        .iter()
+        .filter(|e| e.vm == args.vm)
+        .filter(|e| !explicit || e.path.parent().is_some_and(|p| dirs.iter().any(|d| d == p)))
+        .cloned()
+        .collect();
+    if mine.is_empty() {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "vblaunch has not created a shortcut for VM '{}' there; nothing to remove.",
+                args.vm
+            ),
+        ));
+    }
+    for e in &mine {
+        match std::fs::read(&e.path) {
+            Ok(bytes) => {
+                if shortcut::fingerprint(&bytes) != e.fingerprint && !args.force {
+                    return Err(fail(
+                        Code::Exists,
+                        format!(
+                            "{} was changed since vblaunch created it; not removing it. Delete it yourself, or use --force.",
+                            e.path.display()
+                        ),
+                    ));
+                }
+                std::fs::remove_file(&e.path)
+                    .with_context(|| format!("cannot remove {}", e.path.display()))?;
+                println!("removed {}", e.path.display());
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                log::info!("{} is already gone", e.path.display());
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot read {}", e.path.display()))
+            }
+        }
+        manifest.shortcut.retain(|x| x != e);
+        manifest.save(manifest_path)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_executable(p: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", p.display()))
+}
+
+#[cfg(not(unix))]
+fn make_executable(_p: &Path) -> Result<()> {
+    Ok(())
+}
