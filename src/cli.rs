@@ -81,6 +81,10 @@ pub struct Global {
     #[arg(long = "type", global = true, value_enum, value_name = "TYPE")]
     pub start_type: Option<StartType>,
 
+    /// Keep this many vblaunch snapshots: the current one plus N-1 restore points [default: config keep, else 1]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub keep: Option<u32>,
+
     /// Also fold a managed-name snapshot that vblaunch did not take (e.g. from the old launcher script)
     #[arg(long, global = true)]
     pub adopt: bool,

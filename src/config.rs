@@ -19,6 +19,8 @@ pub const DEFAULT_GUARD_PROCESSES: &[&str] =
     &["VirtualBox", "VirtualBoxVM", "VBoxHeadless", "VBoxSDL"];
 pub const DEFAULT_CALL_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_MERGE_STALL_WARNING_SECS: u64 = 120;
+/// VirtualBox allows 250 snapshots per VM; more restore points than this make no sense.
+pub const MAX_KEEP: u32 = 100;
 
 /// Settings that may be given globally or per VM.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
@@ -29,6 +31,7 @@ pub struct VmTable {
     pub start_type: Option<StartType>,
     pub guard_processes: Option<Vec<String>>,
     pub wait_timeout_secs: Option<u64>,
+    pub keep: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
@@ -39,6 +42,7 @@ pub struct ConfigFile {
     pub start_type: Option<StartType>,
     pub guard_processes: Option<Vec<String>>,
     pub wait_timeout_secs: Option<u64>,
+    pub keep: Option<u32>,
     pub call_timeout_secs: Option<u64>,
     pub merge_stall_warning_secs: Option<u64>,
     #[serde(default)]
@@ -62,6 +66,8 @@ pub struct Effective {
     pub guard_processes: Vec<String>,
     /// None: wait for VirtualBox to close for as long as it takes.
     pub wait_timeout: Option<Duration>,
+    /// vblaunch snapshots to keep: the current one plus keep-1 restore points.
+    pub keep: usize,
     pub call_timeout: Duration,
     pub merge_stall_warning: Duration,
 }
@@ -133,6 +139,18 @@ fn validate(file: &ConfigFile, text: &str, origin: &str) -> Result<()> {
                     ),
                 ));
             }
+        }
+    }
+    let keeps = std::iter::once(file.keep).chain(file.vm.values().map(|t| t.keep));
+    for k in keeps.flatten() {
+        if !(1..=MAX_KEEP).contains(&k) {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "{origin}{}: keep must be between 1 and {MAX_KEEP} (got {k})",
+                    locate_key(text, "keep")
+                ),
+            ));
         }
     }
     for (key, v) in [
@@ -232,6 +250,7 @@ impl Config {
                 .and_then(|t| t.wait_timeout_secs)
                 .or(f.wait_timeout_secs)
                 .map(Duration::from_secs),
+            keep: t.and_then(|t| t.keep).or(f.keep).unwrap_or(1) as usize,
             call_timeout: Duration::from_secs(
                 f.call_timeout_secs.unwrap_or(DEFAULT_CALL_TIMEOUT_SECS),
             ),
@@ -256,6 +275,7 @@ mod tests {
         assert_eq!(e.guard_processes.len(), 4);
         assert_eq!(e.wait_timeout, None);
         assert_eq!(e.vboxmanage, None);
+        assert_eq!(e.keep, 1);
     }
 
     #[test]
@@ -317,6 +337,8 @@ vboxmanage = "/opt/vb/VBoxManage"
         assert!(format!("{err:#}").starts_with("c.toml:2:"), "{err:#}");
         assert!(from_toml_str("guard_processes = [\"\"]\n", "c.toml").is_err());
         assert!(from_toml_str("call_timeout_secs = 0\n", "c.toml").is_err());
+        let err = from_toml_str("\n[vm.\"A\"]\nkeep = 0\n", "c.toml").unwrap_err();
+        assert!(format!("{err:#}").starts_with("c.toml:3:"), "{err:#}");
     }
 
     #[test]
@@ -330,6 +352,7 @@ vboxmanage = "/opt/vb/VBoxManage"
             "start_type",
             "guard_processes",
             "wait_timeout_secs",
+            "keep",
             "call_timeout_secs",
             "merge_stall_warning_secs",
         ] {

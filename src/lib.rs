@@ -14,6 +14,7 @@ pub mod logging;
 pub mod plan;
 pub mod process;
 pub mod shortcut;
+pub mod state;
 pub mod vbox;
 
 use std::ffi::OsString;

@@ -3,14 +3,21 @@
 //! with the reason and the fix. No I/O here except the injected file test, so
 //! every tree shape is tested without VirtualBox.
 //!
+//! vblaunch's own snapshots are the ones whose description starts with
+//! [`MARKER`] (names are only labels). After a fold with `keep = N` the VM has
+//! its N newest own snapshots, named (newest first) `current`, `previous`,
+//! `previous-2`, … `previous-<N-1>`; the newest is the VM's current snapshot,
+//! and every older one is a restore point.
+//!
 //! Rules:
 //! - only an offline VM (poweroff, aborted, saved, aborted-saved) with no
 //!   session is folded: never an online merge;
 //! - every hard disk's chain must be registered, accessible, on disk, `normal`;
-//! - the managed snapshot (default name "current") is deleted only when it is
-//!   the single snapshot of that name, it is the current snapshot, it is a leaf
-//!   and vblaunch took it (its description carries the marker) — or the user
-//!   said `--adopt` for one made by hand or by the old script;
+//! - own snapshots must lie on the path from the root to the current
+//!   snapshot, and the current snapshot must be own and a leaf (or there are
+//!   no own snapshots yet: the first run takes one);
+//! - the order is take, rename, delete: the new snapshot exists before any
+//!   restore point is folded, so a failure never loses one;
 //! - any other snapshot is the user's and is never deleted or renamed.
 use std::path::Path;
 
@@ -47,19 +54,52 @@ pub fn is_marked(s: &Snapshot) -> bool {
         .is_some_and(|d| d.starts_with(MARKER))
 }
 
+/// When vblaunch took a snapshot (from its marker), as written (ISO 8601).
+pub fn taken_at(s: &Snapshot) -> Option<&str> {
+    let rest = s.description.as_deref()?.strip_prefix(MARKER)?;
+    rest.split_whitespace().next()
+}
+
+/// The label of the own snapshot `age` launches old (0 = newest).
+pub fn label(age: usize, newest: &str) -> String {
+    match age {
+        0 => newest.to_string(),
+        1 => "previous".to_string(),
+        n => format!("previous-{n}"),
+    }
+}
+
+/// Whether `name` is one of the labels vblaunch gives (for `--adopt`).
+fn is_label(name: &str, newest: &str) -> bool {
+    name == newest
+        || name == "previous"
+        || name
+            .strip_prefix("previous-")
+            .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n >= 2))
+}
+
 pub struct Policy<'a> {
     pub snapshot_name: &'a str,
-    /// Accept a managed-name snapshot without vblaunch's marker.
+    /// How many own snapshots to keep (the current one and N-1 restore points); ≥ 1.
+    pub keep: usize,
+    /// Treat unmarked snapshots with vblaunch's labels on the current path as
+    /// vblaunch's (made by the old launcher script, or by hand).
     pub adopt: bool,
     pub now_iso8601: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Merge this snapshot (by UUID) into its parent.
-    Delete { uuid: String, name: String },
-    /// Take the managed snapshot.
+    /// Take the new managed snapshot.
     Take { name: String, description: String },
+    /// Relabel an own snapshot (by UUID); changes no data.
+    Rename {
+        uuid: String,
+        from: String,
+        to: String,
+    },
+    /// Merge this own snapshot (by UUID) into its parent.
+    Delete { uuid: String, name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +109,8 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// The attached hard disks (current-state media) before the fold.
     pub disks: Vec<Medium>,
+    /// How many own snapshots the VM will have afterwards.
+    pub own_after: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +149,7 @@ fn describe_state(vm: &VmInfo) -> String {
 }
 
 /// The hard disks attached to the VM (current state), with their chains checked.
-fn check_disks(
+pub fn check_disks(
     vm: &VmInfo,
     media: &[Medium],
     exists: &dyn Fn(&Path) -> bool,
@@ -173,8 +215,65 @@ fn check_disks(
     Ok(disks)
 }
 
-fn label(s: &Snapshot) -> String {
+fn show(s: &Snapshot) -> String {
     format!("'{}' {{{}}}", s.name, s.uuid)
+}
+
+/// The snapshots from the root to the current one (indices), oldest first.
+pub fn current_path(vm: &VmInfo) -> Vec<usize> {
+    let mut path = Vec::new();
+    let mut at = vm
+        .current_snapshot
+        .as_deref()
+        .and_then(|u| vm.snapshots.iter().position(|s| s.uuid == u));
+    while let Some(i) = at {
+        path.push(i);
+        at = vm.snapshots[i].parent;
+    }
+    path.reverse();
+    path
+}
+
+/// vblaunch's own snapshots on the current path, oldest first, and those elsewhere.
+pub fn own_snapshots(vm: &VmInfo, snapshot_name: &str, adopt: bool) -> (Vec<usize>, Vec<usize>) {
+    let path = current_path(vm);
+    let own = |i: usize| {
+        let s = &vm.snapshots[i];
+        is_marked(s) || (adopt && path.contains(&i) && is_label(&s.name, snapshot_name))
+    };
+    let on: Vec<usize> = path.iter().copied().filter(|&i| own(i)).collect();
+    let off: Vec<usize> = (0..vm.snapshots.len())
+        .filter(|i| !path.contains(i) && own(*i))
+        .collect();
+    (on, off)
+}
+
+/// For each snapshot on the current path (oldest first), the differencing
+/// images that hold the writes made after it was taken (one per hard disk):
+/// a linear chain base ← d1 ← … ← dm has one diff per snapshot on the path,
+/// the last being the current state. None when the chain does not match the
+/// path (then sizes are unknown, never guessed).
+pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Vec<&'m Medium>)>> {
+    let path = current_path(vm);
+    let mut per_snapshot: Vec<(usize, Vec<&Medium>)> =
+        path.iter().map(|&i| (i, Vec::new())).collect();
+    for att in &vm.attachments {
+        if !media.iter().any(|m| m.uuid == att.image_uuid) {
+            continue; // not a hard disk
+        }
+        let mut chain: Vec<&Medium> = media::chain(media, &att.image_uuid)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .ok()?;
+        chain.reverse(); // base first
+        if chain.len() != path.len() + 1 {
+            return None;
+        }
+        for (j, entry) in per_snapshot.iter_mut().enumerate() {
+            entry.1.push(chain[j + 1]);
+        }
+    }
+    Some(per_snapshot)
 }
 
 /// Decide the steps of a fold.
@@ -208,20 +307,21 @@ pub fn plan(
         ));
     }
     let disks = check_disks(vm, media, exists)?;
-
     let name = policy.snapshot_name;
+    let keep = policy.keep.max(1);
     let take = Step::Take {
         name: name.to_string(),
         description: description(policy.now_iso8601),
     };
-    let managed: Vec<&Snapshot> = vm.snapshots.iter().filter(|s| s.name == name).collect();
+    let (own, off_path) = own_snapshots(vm, name, policy.adopt);
+    let mut notes = Vec::new();
     let user: Vec<String> = vm
         .snapshots
         .iter()
-        .filter(|s| s.name != name)
-        .map(label)
+        .enumerate()
+        .filter(|(i, _)| !own.contains(i) && !off_path.contains(i))
+        .map(|(_, s)| show(s))
         .collect();
-    let mut notes = Vec::new();
     if !user.is_empty() {
         notes.push(format!(
             "VM '{}' has snapshots of yours: {}. vblaunch never deletes or renames them.",
@@ -229,112 +329,198 @@ pub fn plan(
             user.join(", ")
         ));
     }
-
-    match managed.as_slice() {
-        [] => {
-            match vm.current() {
-                None => notes.push(format!(
-                    "First run for VM '{}': taking snapshot '{name}'; from now on the base disk \
-                     stays frozen while the VM runs.",
-                    vm.name
-                )),
-                Some(cur) => notes.push(format!(
-                    "Taking snapshot '{name}' on top of your snapshot {}.",
-                    label(cur)
-                )),
-            }
-            Ok(Plan {
-                steps: vec![take],
-                notes,
-                disks,
-            })
-        }
-        [s] => {
-            let cur = vm.current();
-            if cur.map(|c| c.uuid.as_str()) != Some(s.uuid.as_str()) {
-                let now = cur.map(label).unwrap_or_else(|| "none".into());
-                return Err(refuse(
-                    Code::Refused,
-                    format!(
-                        "Snapshot {} of VM '{}' is not the VM's current snapshot (the current one \
-                         is {now}); the VM was probably restored to another snapshot. vblaunch will \
-                         not guess which state to keep. In the VirtualBox Manager, restore or delete \
-                         snapshots until '{name}' is the current one (or rename it), then run \
-                         vblaunch again. Nothing was changed.",
-                        label(s),
-                        vm.name
-                    ),
-                ));
-            }
-            if !s.children.is_empty() {
-                return Err(refuse(
-                    Code::Refused,
-                    format!(
-                        "Snapshot {} of VM '{}' has child snapshots; folding it would merge into \
-                         your snapshots. Move or delete those children in the VirtualBox Manager, \
-                         then run vblaunch again. Nothing was changed.",
-                        label(s),
-                        vm.name
-                    ),
-                ));
-            }
-            if !is_marked(s) && !policy.adopt {
-                return Err(refuse(
-                    Code::Refused,
-                    format!(
-                        "Snapshot {} of VM '{}' was not taken by vblaunch (its description lacks \
-                         vblaunch's marker), and vblaunch never deletes a snapshot it did not make. \
-                         If it is the 'current' of your old launcher script and may be merged into \
-                         its parent, run vblaunch once with --adopt. Otherwise rename it in the \
-                         VirtualBox Manager (or set another snapshot_name in the config). \
-                         Nothing was changed.",
-                        label(s),
-                        vm.name
-                    ),
-                ));
-            }
-            match s.parent.map(|p| &vm.snapshots[p]) {
-                None => notes.push(format!(
-                    "Folding snapshot {} into the base disk(s), then taking a fresh '{name}'.",
-                    label(s)
-                )),
-                Some(p) => notes.push(format!(
-                    "Snapshot '{name}' sits on your snapshot {}: the fold merges into that \
-                     snapshot's differencing image (the base disk stays frozen under it), then a \
-                     fresh '{name}' is taken.",
-                    label(p)
-                )),
-            }
-            Ok(Plan {
-                steps: vec![
-                    Step::Delete {
-                        uuid: s.uuid.clone(),
-                        name: s.name.clone(),
-                    },
-                    take,
-                ],
-                notes,
-                disks,
-            })
-        }
-        many => Err(refuse(
+    if let Some(&i) = off_path.first() {
+        return Err(refuse(
             Code::Refused,
             format!(
-                "VM '{}' has {} snapshots named '{name}': {}. vblaunch cannot tell which one it \
-                 manages and will not guess. Rename or delete the extra ones in the VirtualBox \
-                 Manager (Snapshots tab), then run vblaunch again. Nothing was changed.",
-                vm.name,
-                many.len(),
-                many.iter().map(|s| label(s)).collect::<Vec<_>>().join(", ")
+                "vblaunch's snapshot {} of VM '{}' is not on the path to the VM's current state \
+                 (the VM was probably restored to another snapshot). vblaunch will not guess which \
+                 state to keep. Restore the VM to its newest vblaunch snapshot, or delete the \
+                 branch you do not need, in the VirtualBox Manager; then run vblaunch again. \
+                 Nothing was changed.",
+                show(&vm.snapshots[i]),
+                vm.name
             ),
-        )),
+        ));
     }
+    let current = vm.current();
+    let named: Vec<&Snapshot> = vm.snapshots.iter().filter(|s| s.name == name).collect();
+
+    if own.is_empty() {
+        // Not managed yet. A user snapshot with the managed name is ambiguous.
+        if named.len() > 1 {
+            return Err(refuse(
+                Code::Refused,
+                format!(
+                    "VM '{}' has {} snapshots named '{name}': {}. vblaunch cannot tell which one \
+                     it manages and will not guess. Rename or delete the extra ones in the \
+                     VirtualBox Manager (Snapshots tab), then run vblaunch again. Nothing was \
+                     changed.",
+                    vm.name,
+                    named.len(),
+                    named.iter().map(|s| show(s)).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if let Some(s) = named.first() {
+            return Err(refuse(
+                Code::Refused,
+                format!(
+                    "Snapshot {} of VM '{}' was not taken by vblaunch (its description lacks \
+                     vblaunch's marker), and vblaunch never deletes a snapshot it did not make. \
+                     If it is the '{name}' of your old launcher script and may be merged into \
+                     its parent, run vblaunch once with --adopt. Otherwise rename it in the \
+                     VirtualBox Manager (or set another snapshot_name in the config). \
+                     Nothing was changed.",
+                    show(s),
+                    vm.name
+                ),
+            ));
+        }
+        match current {
+            None => notes.push(format!(
+                "First run for VM '{}': taking snapshot '{name}'; from now on the base disk \
+                 stays frozen while the VM runs.",
+                vm.name
+            )),
+            Some(cur) => notes.push(format!(
+                "Taking snapshot '{name}' on top of your snapshot {}.",
+                show(cur)
+            )),
+        }
+        return Ok(Plan {
+            steps: vec![take],
+            notes,
+            disks,
+            own_after: 1,
+        });
+    }
+
+    let newest = &vm.snapshots[*own.last().expect("own is not empty")];
+    let cur = current.expect("own snapshots lie on the current path");
+    if cur.uuid != newest.uuid {
+        let dup = if named.len() > 1 {
+            format!(
+                "VM '{}' has {} snapshots named '{name}' ({}). ",
+                vm.name,
+                named.len(),
+                named.iter().map(|s| show(s)).collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            String::new()
+        };
+        return Err(refuse(
+            Code::Refused,
+            format!(
+                "{dup}The current snapshot of VM '{}' is {}, which vblaunch did not take; its newest \
+                 own snapshot is {}. The VM was probably restored to another snapshot, or a \
+                 snapshot was taken by hand after the last launch. vblaunch will not guess which \
+                 state to keep. In the VirtualBox Manager, delete or restore snapshots until \
+                 {} is the current one, then run vblaunch again. Nothing was changed.",
+                vm.name,
+                show(cur),
+                show(newest),
+                show(newest)
+            ),
+        ));
+    }
+    if !cur.children.is_empty() {
+        return Err(refuse(
+            Code::Refused,
+            format!(
+                "Snapshot {} of VM '{}' has child snapshots; folding it would merge into your \
+                 snapshots. Move or delete those children in the VirtualBox Manager, then run \
+                 vblaunch again. Nothing was changed.",
+                show(cur),
+                vm.name
+            ),
+        ));
+    }
+
+    // After the take there are own.len() + 1 own snapshots; fold the oldest beyond `keep`.
+    let total = own.len() + 1;
+    let fold_count = total.saturating_sub(keep);
+    let (folded, kept) = own.split_at(fold_count.min(own.len()));
+    for &i in folded {
+        let s = &vm.snapshots[i];
+        if s.children.len() > 1 {
+            return Err(refuse(
+                Code::Refused,
+                format!(
+                    "vblaunch's snapshot {} of VM '{}' has {} child snapshots (a branch); \
+                     VirtualBox cannot merge it. Delete the branch you do not need in the \
+                     VirtualBox Manager, then run vblaunch again. Nothing was changed.",
+                    show(s),
+                    vm.name,
+                    s.children.len()
+                ),
+            ));
+        }
+    }
+    let mut steps = vec![take];
+    // Labels by age: the new snapshot is 0, the kept ones 1.. (newest first).
+    for (age, &i) in kept.iter().rev().enumerate() {
+        let s = &vm.snapshots[i];
+        let want = label(age + 1, name);
+        if s.name != want {
+            steps.push(Step::Rename {
+                uuid: s.uuid.clone(),
+                from: s.name.clone(),
+                to: want,
+            });
+        }
+    }
+    for &i in folded {
+        let s = &vm.snapshots[i];
+        steps.push(Step::Delete {
+            uuid: s.uuid.clone(),
+            name: s.name.clone(),
+        });
+        let into = match s.parent.map(|p| &vm.snapshots[p]) {
+            None => "the base disk(s)".to_string(),
+            Some(p) if own.contains(&s.parent.unwrap()) => format!("snapshot {}", show(p)),
+            Some(p) => format!(
+                "your snapshot {} (its differencing image; the base disk stays frozen under it)",
+                show(p)
+            ),
+        };
+        notes.push(format!("Folding {} into {into}.", show(s)));
+    }
+    let own_after = total - fold_count;
+    if keep > 1 {
+        notes.push(format!(
+            "Keeping {} restore point{} (keep = {keep}).",
+            own_after - 1,
+            if own_after - 1 == 1 { "" } else { "s" }
+        ));
+    }
+    if own.len() > keep {
+        notes.push(format!(
+            "keep is now {keep} but VM '{}' had {} vblaunch snapshots: folding the {} oldest.",
+            vm.name,
+            own.len(),
+            fold_count
+        ));
+    }
+    Ok(Plan {
+        steps,
+        notes,
+        disks,
+        own_after,
+    })
 }
 
 /// Check what VirtualBox holds after the fold: the current snapshot is the one
-/// just taken, has the managed name, is a leaf, and every attached hard disk
-/// is now a differencing image. Returns what was found otherwise.
-pub fn verify(vm: &VmInfo, media: &[Medium], taken_uuid: &str, name: &str) -> Result<(), String> {
+/// just taken, has the managed name, is a leaf; the VM has `own_expected` own
+/// snapshots on its current path and no other; every attached hard disk is now
+/// a differencing image. Returns what was found otherwise.
+pub fn verify(
+    vm: &VmInfo,
+    media: &[Medium],
+    taken_uuid: &str,
+    name: &str,
+    own_expected: usize,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     match vm.current() {
         None => problems.push("the VM has no current snapshot".to_string()),
@@ -342,7 +528,7 @@ pub fn verify(vm: &VmInfo, media: &[Medium], taken_uuid: &str, name: &str) -> Re
             if c.uuid != taken_uuid {
                 problems.push(format!(
                     "the current snapshot is {} instead of the one just taken {{{taken_uuid}}}",
-                    label(c)
+                    show(c)
                 ));
             }
             if c.name != name {
@@ -352,13 +538,26 @@ pub fn verify(vm: &VmInfo, media: &[Medium], taken_uuid: &str, name: &str) -> Re
                 ));
             }
             if !c.children.is_empty() {
-                problems.push(format!("the current snapshot {} has children", label(c)));
+                problems.push(format!("the current snapshot {} has children", show(c)));
             }
         }
     }
-    let same_name = vm.snapshots.iter().filter(|s| s.name == name).count();
-    if same_name > 1 {
-        problems.push(format!("there are {same_name} snapshots named '{name}'"));
+    let (own, off) = own_snapshots(vm, name, false);
+    if own.len() != own_expected || !off.is_empty() {
+        problems.push(format!(
+            "expected {own_expected} vblaunch snapshot(s) on the current path, found {} (and {} elsewhere)",
+            own.len(),
+            off.len()
+        ));
+    }
+    let own_named = own
+        .iter()
+        .filter(|&&i| vm.snapshots[i].name == name)
+        .count();
+    if own_named > 1 {
+        problems.push(format!(
+            "there are {own_named} vblaunch snapshots named '{name}'"
+        ));
     }
     let mut disks = 0;
     for att in &vm.attachments {
@@ -466,9 +665,42 @@ mod tests {
     fn policy() -> Policy<'static> {
         Policy {
             snapshot_name: "current",
+            keep: 1,
             adopt: false,
             now_iso8601: "2026-11-26T07:00:00Z",
         }
+    }
+
+    fn keep(n: usize) -> Policy<'static> {
+        Policy {
+            keep: n,
+            ..policy()
+        }
+    }
+
+    fn del(i: usize, name: &str) -> Step {
+        Step::Delete {
+            uuid: format!("s{i}"),
+            name: name.into(),
+        }
+    }
+
+    fn ren(i: usize, from: &str, to: &str) -> Step {
+        Step::Rename {
+            uuid: format!("s{i}"),
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    /// A linear chain of own snapshots with the given names, the last current.
+    fn chain(names: &[&str]) -> Tree {
+        let snaps: Vec<(&str, Option<usize>, bool)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i.checked_sub(1), true))
+            .collect();
+        tree(&snaps, names.len().checked_sub(1))
     }
 
     fn run(t: &Tree) -> Result<Plan, Refusal> {
@@ -488,48 +720,139 @@ mod tests {
         assert_eq!(p.steps, [take()]);
         assert!(p.notes[0].contains("First run"), "{:?}", p.notes);
         assert_eq!(p.disks[0].uuid, BASE);
+        assert_eq!(p.own_after, 1);
     }
 
     #[test]
-    fn managed_current_leaf_is_deleted_by_uuid_then_retaken() {
-        let p = run(&tree(&[("current", None, true)], Some(0))).unwrap();
-        assert_eq!(
-            p.steps,
-            [
-                Step::Delete {
-                    uuid: "s0".into(),
-                    name: "current".into()
-                },
-                take()
-            ]
-        );
+    fn keep_1_takes_the_new_current_then_folds_the_old_one_by_uuid() {
+        let p = run(&chain(&["current"])).unwrap();
+        assert_eq!(p.steps, [take(), del(0, "current")]);
         assert!(
             p.notes.iter().any(|n| n.contains("into the base disk")),
             "{:?}",
             p.notes
         );
+        assert_eq!(p.own_after, 1);
     }
 
     #[test]
-    fn current_on_a_user_snapshot_merges_into_that_snapshot_and_says_so() {
-        let p = run(&tree(
-            &[("before upgrade", None, false), ("current", Some(0), true)],
-            Some(1),
-        ))
+    fn keep_2_renames_current_to_previous_and_folds_the_oldest() {
+        // First fold under keep 2: nothing to fold yet.
+        let p = plan(
+            &chain(&["current"]).vm,
+            &chain(&["current"]).media,
+            &keep(2),
+            &|_| true,
+        )
         .unwrap();
-        assert_eq!(p.steps.len(), 2);
-        assert!(matches!(&p.steps[0], Step::Delete { uuid, .. } if uuid == "s1"));
+        assert_eq!(p.steps, [take(), ren(0, "current", "previous")]);
+        assert_eq!(p.own_after, 2);
+        // Steady state: previous is folded, current becomes previous.
+        let t = chain(&["previous", "current"]);
+        let p = plan(&t.vm, &t.media, &keep(2), &|_| true).unwrap();
+        assert_eq!(
+            p.steps,
+            [take(), ren(1, "current", "previous"), del(0, "previous")]
+        );
+        assert_eq!(p.own_after, 2);
+    }
+
+    #[test]
+    fn keep_3_and_4_shift_every_label() {
+        let t = chain(&["previous-2", "previous", "current"]);
+        let p = plan(&t.vm, &t.media, &keep(3), &|_| true).unwrap();
+        assert_eq!(
+            p.steps,
+            [
+                take(),
+                ren(2, "current", "previous"),
+                ren(1, "previous", "previous-2"),
+                del(0, "previous-2")
+            ]
+        );
+        let p = plan(&t.vm, &t.media, &keep(4), &|_| true).unwrap();
+        assert_eq!(
+            p.steps,
+            [
+                take(),
+                ren(2, "current", "previous"),
+                ren(1, "previous", "previous-2"),
+                ren(0, "previous-2", "previous-3")
+            ]
+        );
+        assert_eq!(p.own_after, 4);
+    }
+
+    #[test]
+    fn lowering_keep_folds_every_extra_snapshot_oldest_first_and_says_so() {
+        let t = chain(&["previous-2", "previous", "current"]);
+        let p = run(&t).unwrap();
+        assert_eq!(
+            p.steps,
+            [
+                take(),
+                del(0, "previous-2"),
+                del(1, "previous"),
+                del(2, "current")
+            ]
+        );
         assert!(
-            p.notes
-                .iter()
-                .any(|n| n.contains("sits on your snapshot 'before upgrade'")),
+            p.notes.iter().any(|n| n.contains("keep is now 1")),
             "{:?}",
             p.notes
+        );
+        assert_eq!(p.own_after, 1);
+    }
+
+    #[test]
+    fn labels_are_repaired_after_a_crash_between_take_and_rename() {
+        // Two own snapshots both named "current" (the rename never ran).
+        let t = chain(&["current", "current"]);
+        let p = plan(&t.vm, &t.media, &keep(3), &|_| true).unwrap();
+        assert_eq!(
+            p.steps,
+            [
+                take(),
+                ren(1, "current", "previous"),
+                ren(0, "current", "previous-2")
+            ]
+        );
+    }
+
+    #[test]
+    fn user_snapshots_interleaved_are_kept_and_named() {
+        // base <- mine <- previous <- ours-too? no: mine is the user's, in the chain.
+        let t = tree(
+            &[
+                ("previous", None, true),
+                ("mine", Some(0), false),
+                ("current", Some(1), true),
+            ],
+            Some(2),
+        );
+        let p = plan(&t.vm, &t.media, &keep(2), &|_| true).unwrap();
+        assert_eq!(
+            p.steps,
+            [take(), ren(2, "current", "previous"), del(0, "previous")]
         );
         assert!(
             p.notes
                 .iter()
-                .any(|n| n.contains("never deletes or renames")),
+                .any(|n| n.contains("snapshots of yours: 'mine'")),
+            "{:?}",
+            p.notes
+        );
+        // Folding "current" whose parent is the user's snapshot merges into that one.
+        let t = tree(
+            &[("before upgrade", None, false), ("current", Some(0), true)],
+            Some(1),
+        );
+        let p = run(&t).unwrap();
+        assert_eq!(p.steps, [take(), del(1, "current")]);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("your snapshot 'before upgrade'")),
             "{:?}",
             p.notes
         );
@@ -550,9 +873,9 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_managed_names_are_refused_listing_both() {
+    fn duplicate_unmarked_managed_names_are_refused_listing_both() {
         let r = run(&tree(
-            &[("current", None, true), ("current", Some(0), true)],
+            &[("current", None, false), ("current", Some(0), false)],
             Some(1),
         ))
         .unwrap_err();
@@ -567,23 +890,44 @@ mod tests {
     }
 
     #[test]
-    fn managed_snapshot_that_is_not_current_is_refused() {
+    fn a_user_snapshot_on_top_of_current_is_refused() {
+        // Marked "current", then the user took "current" by hand (unmarked).
         let r = run(&tree(
-            &[("current", None, true), ("mine", Some(0), false)],
+            &[("current", None, true), ("current", Some(0), false)],
             Some(1),
         ))
         .unwrap_err();
         assert_eq!(r.code, Code::Refused);
         assert!(
-            r.reason.contains("not the VM's current snapshot"),
+            r.reason.contains("which vblaunch did not take"),
+            "{}",
+            r.reason
+        );
+        let r = run(&tree(
+            &[("current", None, true), ("mine", Some(0), false)],
+            Some(1),
+        ))
+        .unwrap_err();
+        assert!(
+            r.reason.contains("which vblaunch did not take"),
             "{}",
             r.reason
         );
     }
 
     #[test]
+    fn own_snapshot_off_the_current_path_is_refused() {
+        // Restored to the user's root snapshot: vblaunch's "current" is on another branch.
+        let r = run(&tree(
+            &[("mine", None, false), ("current", Some(0), true)],
+            Some(0),
+        ))
+        .unwrap_err();
+        assert!(r.reason.contains("not on the path"), "{}", r.reason);
+    }
+
+    #[test]
     fn managed_current_with_children_is_refused() {
-        // "current" is current but has a child (possible after a restore + take elsewhere).
         let mut t = tree(
             &[("current", None, true), ("mine", Some(0), false)],
             Some(0),
@@ -591,6 +935,20 @@ mod tests {
         t.vm.current_snapshot = Some("s0".into());
         let r = run(&t).unwrap_err();
         assert!(r.reason.contains("has child snapshots"), "{}", r.reason);
+    }
+
+    #[test]
+    fn a_restore_point_with_a_branch_is_not_folded() {
+        let t = tree(
+            &[
+                ("previous", None, true),
+                ("current", Some(0), true),
+                ("mine", Some(0), false),
+            ],
+            Some(1),
+        );
+        let r = plan(&t.vm, &t.media, &keep(1), &|_| true).unwrap_err();
+        assert!(r.reason.contains("2 child snapshots"), "{}", r.reason);
     }
 
     #[test]
@@ -603,22 +961,34 @@ mod tests {
             ..policy()
         };
         let p = plan(&t.vm, &t.media, &adopt, &|_| true).unwrap();
-        assert_eq!(p.steps.len(), 2);
+        assert_eq!(p.steps, [take(), del(0, "current")]);
+        // The seed's cascade (current -> previous) is adopted as restore points.
+        let t = tree(
+            &[("previous", None, false), ("current", Some(0), false)],
+            Some(1),
+        );
+        let adopt2 = Policy {
+            adopt: true,
+            keep: 2,
+            ..policy()
+        };
+        let p = plan(&t.vm, &t.media, &adopt2, &|_| true).unwrap();
+        assert_eq!(
+            p.steps,
+            [take(), ren(1, "current", "previous"), del(0, "previous")]
+        );
     }
 
     #[test]
     fn configured_snapshot_name_is_honoured() {
-        let t = tree(&[("vbl", None, true), ("current", Some(0), false)], Some(0));
-        let mut t2 = t;
-        t2.vm.snapshots[1].parent = None; // keep "vbl" a leaf for this test
-        t2.vm.snapshots[0].children.clear();
+        let t = tree(&[("vbl", None, true)], Some(0));
         let pol = Policy {
             snapshot_name: "vbl",
             ..policy()
         };
-        let p = plan(&t2.vm, &t2.media, &pol, &|_| true).unwrap();
-        assert!(matches!(&p.steps[0], Step::Delete { name, .. } if name == "vbl"));
-        assert!(matches!(&p.steps[1], Step::Take { name, .. } if name == "vbl"));
+        let p = plan(&t.vm, &t.media, &pol, &|_| true).unwrap();
+        assert!(matches!(&p.steps[0], Step::Take { name, .. } if name == "vbl"));
+        assert!(matches!(&p.steps[1], Step::Delete { name, .. } if name == "vbl"));
     }
 
     #[test]
@@ -631,14 +1001,14 @@ mod tests {
             "deletingsnapshot",
             "livesnapshotting",
         ] {
-            let mut t = tree(&[("current", None, true)], Some(0));
+            let mut t = chain(&["current"]);
             t.vm.state = state.into();
             let r = run(&t).unwrap_err();
             assert_eq!(r.code, Code::VmState);
             assert!(r.reason.contains(state), "{}", r.reason);
         }
         for state in ["saved", "aborted", "aborted-saved", "poweroff"] {
-            let mut t = tree(&[("current", None, true)], Some(0));
+            let mut t = chain(&["current"]);
             t.vm.state = state.into();
             assert!(run(&t).is_ok(), "{state}");
         }
@@ -651,7 +1021,7 @@ mod tests {
 
     #[test]
     fn a_missing_diff_file_is_refused_naming_its_path() {
-        let t = tree(&[("current", None, true)], Some(0));
+        let t = chain(&["current"]);
         let r = plan(&t.vm, &t.media, &policy(), &|p| !p.ends_with("d0.vdi")).unwrap_err();
         assert_eq!(r.code, Code::Refused);
         assert!(r.reason.contains("/vms/d0.vdi"), "{}", r.reason);
@@ -663,7 +1033,7 @@ mod tests {
 
     #[test]
     fn a_chain_with_an_unregistered_parent_is_refused() {
-        let mut t = tree(&[("current", None, true)], Some(0));
+        let mut t = chain(&["current"]);
         t.media.remove(0); // base not registered
         let r = run(&t).unwrap_err();
         assert!(r.reason.contains(BASE), "{}", r.reason);
@@ -694,12 +1064,14 @@ mod tests {
 
     #[test]
     fn verify_accepts_the_expected_state_and_names_every_problem() {
-        let t = tree(&[("current", None, true)], Some(0));
-        assert_eq!(verify(&t.vm, &t.media, "s0", "current"), Ok(()));
-        let err = verify(&t.vm, &t.media, "other", "current").unwrap_err();
+        let t = chain(&["previous", "current"]);
+        assert_eq!(verify(&t.vm, &t.media, "s1", "current", 2), Ok(()));
+        let err = verify(&t.vm, &t.media, "s1", "current", 1).unwrap_err();
+        assert!(err.contains("expected 1 vblaunch snapshot"), "{err}");
+        let err = verify(&t.vm, &t.media, "other", "current", 2).unwrap_err();
         assert!(err.contains("instead of the one just taken"), "{err}");
         let t0 = tree(&[], None);
-        let err = verify(&t0.vm, &t0.media, "s0", "current").unwrap_err();
+        let err = verify(&t0.vm, &t0.media, "s0", "current", 1).unwrap_err();
         assert!(
             err.contains("no current snapshot") && err.contains("not a differencing image"),
             "{err}"
@@ -707,13 +1079,41 @@ mod tests {
     }
 
     #[test]
+    fn each_snapshot_on_the_path_maps_to_the_diff_after_it() {
+        let t = chain(&["previous", "current"]);
+        let d = path_diffs(&t.vm, &t.media).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].0, d[0].1[0].uuid.as_str()), (0, "d0"));
+        assert_eq!((d[1].0, d[1].1[0].uuid.as_str()), (1, "d1"));
+        let mut broken = chain(&["previous", "current"]);
+        broken.media.retain(|m| m.uuid != "d0");
+        broken.media.iter_mut().for_each(|m| {
+            if m.uuid == "d1" {
+                m.parent = Some(BASE.into())
+            }
+        });
+        assert!(path_diffs(&broken.vm, &broken.media).is_none());
+    }
+
+    #[test]
     fn description_carries_the_marker_and_the_time() {
         let d = description("2026-11-26T07:00:00Z");
         assert!(d.starts_with(MARKER));
-        assert!(d.contains("2026-11-26T07:00:00Z"));
         assert!(
             !d.contains('\n'),
             "a single line keeps showvminfo parsing simple"
         );
+        let s = Snapshot {
+            name: "x".into(),
+            uuid: "u".into(),
+            description: Some(d),
+            node: String::new(),
+            parent: None,
+            children: vec![],
+        };
+        assert_eq!(taken_at(&s), Some("2026-11-26T07:00:00Z"));
+        assert_eq!(label(0, "current"), "current");
+        assert_eq!(label(1, "current"), "previous");
+        assert_eq!(label(3, "current"), "previous-3");
     }
 }

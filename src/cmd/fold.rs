@@ -6,12 +6,15 @@
 //! 3. read the VM and the media registry (two concurrent read-only calls);
 //! 4. lock by the VM's UUID too (the same VM may be named either way);
 //! 5. plan (pure) — or refuse, having changed nothing;
-//! 6. execute by UUID: delete (merge) the managed snapshot, take a new one;
-//! 7. verify by reading again; 8. start the VM (launch only).
+//! 6. execute by UUID: take the new snapshot, relabel the kept ones, merge
+//!    the oldest beyond `keep` into their parents;
+//! 7. verify by reading again; record the fold; 8. start the VM (launch only).
 //!
-//! Every intermediate state is one the next run understands: after the merge
-//! and before the take, the VM has no managed snapshot, which the next run
-//! treats as a first run (take one); after the take, a normal fold.
+//! Every intermediate state is one the next run understands, because the
+//! planner knows vblaunch's snapshots by their marker, not their names: after
+//! the take, the newest own snapshot is current (labels are repaired next
+//! time); a merge that did not finish leaves its snapshot in place (VirtualBox
+//! removes it last), and the next run folds it again.
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
@@ -96,8 +99,10 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
     }
 
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let keep = ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep);
     let policy = plan::Policy {
         snapshot_name: &eff.snapshot_name,
+        keep,
         adopt: ctx.global.adopt,
         now_iso8601: &now,
     };
@@ -113,12 +118,20 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
         return Ok(());
     }
 
+    let merged_bytes = bytes_to_merge(&vm, &media, &plan);
+    let t_exec = Instant::now();
     let taken = execute(&vb, &vm, &plan)?;
 
     // Verify what VirtualBox now holds.
     let (after, media_after) =
         read_vm(&vb, &vm.uuid).context("re-reading the VM after the fold")?;
-    if let Err(problems) = plan::verify(&after, &media_after, &taken, &eff.snapshot_name) {
+    if let Err(problems) = plan::verify(
+        &after,
+        &media_after,
+        &taken,
+        &eff.snapshot_name,
+        plan.own_after,
+    ) {
         return Err(fail(
             Code::Verification,
             format!(
@@ -128,6 +141,18 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
                 vm.name
             ),
         ));
+    }
+    let record = crate::state::VmState {
+        last_fold: Some(crate::state::LastFold {
+            finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            duration_ms: t_exec.elapsed().as_millis() as u64,
+            bytes_merged: merged_bytes,
+            snapshot: taken.clone(),
+            restore_points: plan.own_after - 1,
+        }),
+    };
+    if let Err(e) = crate::state::save(&ctx.data_dir, &vm.uuid, &record) {
+        log::warn!("could not record the fold for `vblaunch status`: {e:#}");
     }
     let bases: Vec<String> = base_disks(&after, &media_after)
         .iter()
@@ -160,6 +185,28 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
     Ok(())
 }
 
+/// Size on disk of the differencing images the plan's deletions merge.
+fn bytes_to_merge(vm: &VmInfo, media: &[Medium], plan: &Plan) -> u64 {
+    let Some(diffs) = plan::path_diffs(vm, media) else {
+        return 0;
+    };
+    plan.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Delete { uuid, .. } => Some(uuid),
+            _ => None,
+        })
+        .flat_map(|uuid| {
+            diffs
+                .iter()
+                .filter(move |(i, _)| &vm.snapshots[*i].uuid == uuid)
+                .flat_map(|(_, ms)| ms.iter())
+        })
+        .filter_map(|m| std::fs::metadata(&m.location).ok())
+        .map(|md| md.len())
+        .sum()
+}
+
 /// The base medium of each attached hard disk's chain.
 fn base_disks(vm: &VmInfo, media: &[Medium]) -> Vec<std::path::PathBuf> {
     vm.attachments
@@ -177,42 +224,48 @@ fn base_disks(vm: &VmInfo, media: &[Medium]) -> Vec<std::path::PathBuf> {
 
 /// Run the plan's steps; returns the UUID of the snapshot taken.
 fn execute(vb: &VBoxManage, vm: &VmInfo, plan: &Plan) -> Result<String> {
-    let mut merged = false;
     let mut taken = None;
     for step in &plan.steps {
         match step {
+            Step::Take { name, description } => {
+                let uuid = vb.snapshot_take(&vm.uuid, name, description).map_err(|e| {
+                    e.context(format!(
+                        "VM '{}': taking the snapshot failed; nothing was changed and every \
+                         restore point is still there",
+                        vm.name
+                    ))
+                })?;
+                log::info!("Took snapshot '{name}' {{{uuid}}}.");
+                taken = Some(uuid);
+            }
+            Step::Rename { uuid, from, to } => {
+                vb.snapshot_rename(&vm.uuid, uuid, to).map_err(|e| {
+                    e.context(format!(
+                        "VM '{}': the new snapshot was taken, but renaming '{from}' {{{uuid}}} to \
+                         '{to}' failed. Names are only labels: no data is affected, and the next \
+                         run fixes them. The VM was not started",
+                        vm.name
+                    ))
+                })?;
+                log::info!("Renamed snapshot '{from}' {{{uuid}}} to '{to}'.");
+            }
             Step::Delete { uuid, name } => {
                 log::info!(
                     "Merging snapshot '{name}' {{{uuid}}} of VM '{}' into its parent (the time \
-                     depends on how much the VM wrote since the last launch; it cannot be cancelled)…",
+                     depends on how much the VM wrote in that session; it cannot be cancelled)…",
                     vm.name
                 );
                 let t = Instant::now();
                 vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
                     e.context(format!(
-                        "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. VirtualBox removes \
-                         a snapshot only once its merge is complete, so no data is lost and \
-                         running vblaunch again repeats the merge",
+                        "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. The new snapshot \
+                         was taken, so the base disk is frozen; VirtualBox removes a snapshot only \
+                         once its merge is complete, so no data is lost and running vblaunch again \
+                         repeats the merge. The VM was not started",
                         vm.name
                     ))
                 })?;
                 log::info!("Merged in {:.1} s.", t.elapsed().as_secs_f64());
-                merged = true;
-            }
-            Step::Take { name, description } => {
-                let uuid = vb.snapshot_take(&vm.uuid, name, description).map_err(|e| {
-                    let what = if merged {
-                        "the merge completed, but taking the new snapshot failed: until it is \
-                         taken the VM would write straight into its base disk, so vblaunch did \
-                         not start it. Fix the cause and run vblaunch again (it will take the \
-                         snapshot)"
-                    } else {
-                        "taking the snapshot failed; nothing was changed"
-                    };
-                    e.context(format!("VM '{}': {what}", vm.name))
-                })?;
-                log::info!("Took snapshot '{name}' {{{uuid}}}.");
-                taken = Some(uuid);
             }
         }
     }
@@ -228,6 +281,7 @@ fn print_dry_run(vb: &VBoxManage, vm: &VmInfo, plan: &Plan, start: Option<StartT
         let cmd = match step {
             Step::Delete { uuid, .. } => vb.delete_command(&vm.uuid, uuid),
             Step::Take { name, description } => vb.take_command(&vm.uuid, name, description),
+            Step::Rename { uuid, to, .. } => vb.rename_command(&vm.uuid, uuid, to),
         };
         println!("  {cmd}");
     }

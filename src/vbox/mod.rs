@@ -245,6 +245,25 @@ impl VBoxManage {
         ])
     }
 
+    pub fn rename_command(&self, vm_uuid: &str, snapshot_uuid: &str, name: &str) -> CommandLine {
+        self.command([
+            "snapshot".to_string(),
+            vm_uuid.to_string(),
+            "edit".to_string(),
+            snapshot_uuid.to_string(),
+            format!("--name={name}"),
+        ])
+    }
+
+    /// Relabel a snapshot (by UUID). Changes no data.
+    pub fn snapshot_rename(&self, vm_uuid: &str, snapshot_uuid: &str, name: &str) -> Result<()> {
+        self.run_ok(
+            self.rename_command(vm_uuid, snapshot_uuid, name),
+            Kind::Mutate,
+        )?;
+        Ok(())
+    }
+
     pub fn delete_command(&self, vm_uuid: &str, snapshot_uuid: &str) -> CommandLine {
         self.command(["snapshot", vm_uuid, "delete", snapshot_uuid])
     }

@@ -109,8 +109,9 @@ fn second_launch_deletes_the_old_current_by_uuid_and_keeps_the_data() {
     assert_eq!(r.code, 0, "{r}");
     let m = mutations(&w);
     assert_eq!(m.len(), 3, "{m:#?}");
-    assert_eq!(m[0], format!("snapshot {} delete {old}", vm.uuid));
-    assert!(m[1].starts_with(&format!("snapshot {} take current --description=", vm.uuid)));
+    // The new snapshot first, so the base is never unprotected; then the merge.
+    assert!(m[0].starts_with(&format!("snapshot {} take current --description=", vm.uuid)));
+    assert_eq!(m[1], format!("snapshot {} delete {old}", vm.uuid));
     assert_eq!(m[2], format!("startvm {} --type headless", vm.uuid));
     assert_folded(&w, &vm.uuid, "current");
     assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), old);
@@ -140,12 +141,12 @@ fn fold_does_not_start_and_dry_run_changes_nothing() {
     let exe = w.vboxmanage_exe();
     let lines: Vec<&str> = r.stdout.lines().map(str::trim).collect();
     assert_eq!(
-        lines[1],
+        lines[2],
         format!("{} snapshot {} delete {cur}", exe.display(), vm.uuid),
         "{r}"
     );
     assert!(
-        lines[2].starts_with(&format!(
+        lines[1].starts_with(&format!(
             "{} snapshot {} take current '--description=vblaunch: taken ",
             exe.display(),
             vm.uuid
@@ -285,7 +286,7 @@ fn unsafe_trees_are_refused_with_nothing_changed() {
     let before = w.state(&vm.uuid);
     let r = w.vblaunch(&["T"]);
     assert_eq!(r.code, 6, "{r}");
-    assert!(r.stderr.contains("not the VM's current snapshot"), "{r}");
+    assert!(r.stderr.contains("which vblaunch did not take"), "{r}");
     assert_eq!(w.state(&vm.uuid), before);
 
     // A "current" vblaunch did not take: refused, then accepted with --adopt.
@@ -421,13 +422,13 @@ fn running_virtualbox_is_refused_with_no_wait_and_waited_for_otherwise() {
 }
 
 #[test]
-fn a_failed_merge_changes_nothing_and_the_next_run_repeats_it() {
+fn a_failed_merge_keeps_the_old_snapshot_and_the_next_run_repeats_it() {
     let w = World::fake();
     let vm = adopted(&w, "F");
+    let old = w.info(&vm.uuid).current_snapshot.unwrap();
     let leaf = w.leaf(&vm.uuid);
     w.write_bytes(&leaf, 0, "keep me");
     let content = w.content(&leaf);
-    let before = w.state(&vm.uuid);
     fault(
         &w,
         &[
@@ -445,26 +446,31 @@ fn a_failed_merge_changes_nothing_and_the_next_run_repeats_it() {
         "VirtualBox's words: {r}"
     );
     assert!(r.stderr.contains("Free space"), "the next step: {r}");
+    assert!(r.stderr.contains("no data is lost"), "{r}");
     assert!(
-        !mutations(&w)
-            .iter()
-            .any(|c| c.starts_with("snapshot") && c.contains(" take ")),
-        "no take after a failed merge"
+        !calls(&w).iter().any(|c| c.starts_with("startvm")),
+        "not started after a failure"
     );
-    assert_eq!(w.state(&vm.uuid), before);
+    // The new snapshot was taken first; the old one is still there, data intact.
+    let info = w.info(&vm.uuid);
+    assert_eq!(info.snapshots.len(), 2);
+    assert_eq!(info.snapshots[0].uuid, old);
+    assert_eq!(w.content(&w.leaf(&vm.uuid)), content);
     let r = w.vblaunch(&["fold", "F"]);
     assert_eq!(r.code, 0, "{r}");
     assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.info(&vm.uuid).snapshots.len(), 1);
     assert_eq!(w.content(&vm.base), content);
 }
 
 #[test]
-fn a_failed_take_after_the_merge_does_not_start_and_the_next_run_takes_it() {
+fn a_failed_take_changes_nothing_and_the_next_run_folds() {
     let w = World::fake();
     let vm = adopted(&w, "F");
     let leaf = w.leaf(&vm.uuid);
     w.write_bytes(&leaf, 0, "keep me");
     let content = w.content(&leaf);
+    let before = w.state(&vm.uuid);
     fault(
         &w,
         &[
@@ -479,19 +485,20 @@ fn a_failed_take_after_the_merge_does_not_start_and_the_next_run_takes_it() {
     assert_eq!(r.code, 9, "{r}");
     assert!(
         r.stderr
-            .contains("the merge completed, but taking the new snapshot failed"),
+            .contains("taking the snapshot failed; nothing was changed"),
         "{r}"
     );
+    assert!(!calls(&w).iter().any(|c| c.starts_with("startvm")));
+    let delete = format!("snapshot {} delete ", vm.uuid);
     assert!(
-        !calls(&w).iter().any(|c| c.starts_with("startvm")),
-        "never start a VM without its snapshot"
+        !mutations(&w).iter().any(|c| c.starts_with(&delete)),
+        "no merge after a failed take"
     );
-    assert!(w.info(&vm.uuid).snapshots.is_empty());
-    assert_eq!(w.content(&vm.base), content);
+    assert_eq!(w.state(&vm.uuid), before);
     let r = w.vblaunch(&["F"]);
     assert_eq!(r.code, 0, "{r}");
     assert_folded(&w, &vm.uuid, "current");
-    assert_eq!(w.content(&w.leaf(&vm.uuid)), content);
+    assert_eq!(w.content(&vm.base), content);
 }
 
 #[test]
@@ -525,14 +532,19 @@ fn a_client_killed_mid_merge_leaves_a_state_the_next_run_understands() {
     assert_folded(&w, &vm.uuid, "current");
     assert_eq!(w.content(&vm.base), content);
 
-    // And a client that dies before VBoxSVC did anything: nothing changed.
+    // And a client that dies before VBoxSVC merged anything: the old
+    // snapshot stays, the next run folds it.
     w.vbox_ok(&["controlvm", &vm.uuid, "poweroff"]);
-    clear_calls(&w);
-    let before = w.state(&vm.uuid);
+    let old = w.info(&vm.uuid).current_snapshot.unwrap();
     fault(&w, &["snapshot", "delete", "die"]);
     let r = w.vblaunch(&["fold", "K"]);
     assert_eq!(r.code, 9, "{r}");
-    assert_eq!(w.state(&vm.uuid), before);
+    assert!(w.info(&vm.uuid).snapshot(&old).is_some());
+    let r = w.vblaunch(&["fold", "K"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert!(w.info(&vm.uuid).snapshot(&old).is_none());
+    assert_eq!(w.content(&vm.base), content);
 }
 
 #[test]
