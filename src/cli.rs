@@ -34,6 +34,9 @@ const AFTER_HELP: &str = concat!(
         "  vblaunch launch fold                launch a VM that is named \"fold\"\n",
         "  vblaunch config check               validate the configuration file\n",
         "  vblaunch shortcut \"Dev Box\"         desktop and Start-menu shortcuts that run vblaunch\n",
+        "  vblaunch \"Dev Box\" --keep 3         keep two restore points (previous, previous-2)\n",
+        "  vblaunch status --json              restore points, sizes, \"safe to back up\" for scripts\n",
+        "  vblaunch restore \"Dev Box\" --to previous   go back to the state of the launch before last\n",
         "\n",
         "Each launch folds the snapshot \"current\" into the base disk and takes a new\n",
         "\"current\": while the VM runs, the base .vdi does not change, so a file backup\n",
@@ -125,6 +128,12 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Show the state of one VM or all: restore points, sizes, last fold, whether it is safe to back up
+    Status(crate::cmd::status::Args),
+    /// List the registered VMs and whether vblaunch manages them
+    List,
+    /// Discard the VM's changes back to a restore point
+    Restore(crate::cmd::restore::Args),
     /// Create (or --remove) a desktop / Start-menu shortcut that runs `vblaunch <VM>`
     Shortcut(crate::cmd::shortcut::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)

@@ -98,6 +98,18 @@ impl Context {
         self.data_dir.join("locks")
     }
 
+    /// The VBoxManage facade for a VM's effective settings.
+    pub fn vbox(&self, eff: &config::Effective) -> Result<vbox::VBoxManage> {
+        let exe = self.vboxmanage(eff)?;
+        log::debug!("using VBoxManage at {}", exe.display());
+        Ok(vbox::VBoxManage {
+            exe,
+            call_timeout: eff.call_timeout,
+            stall_warning: eff.merge_stall_warning,
+            show_progress: self.global.verbosity() >= 0,
+        })
+    }
+
     /// Resolve VBoxManage for a VM's effective settings.
     pub fn vboxmanage(&self, eff: &config::Effective) -> Result<PathBuf> {
         let explicit = vbox::locate::Explicit {
@@ -142,6 +154,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fold { vm } => cmd::fold::run(&ctx, &vm, false),
         Command::Config { action } => cmd::config::run(&ctx, action),
         Command::Shortcut(args) => cmd::shortcut::run(&ctx, args),
+        Command::Status(args) => cmd::status::run(&ctx, args),
+        Command::List => cmd::list::run(&ctx),
+        Command::Restore(args) => cmd::restore::run(&ctx, args),
         Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),
     }
 }

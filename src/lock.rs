@@ -77,6 +77,17 @@ pub fn acquire(dir: &Path, key: &str, vm_label: &str) -> Result<VmLock> {
     }
 }
 
+/// Whether a vblaunch holds the lock for `key` right now (it is working on
+/// that VM). Probes without creating the file; a probe that gets the lock
+/// releases it at once.
+pub fn is_held(dir: &Path, key: &str) -> bool {
+    let path = dir.join(file_name(key));
+    match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => matches!(f.try_lock(), Err(TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,7 +107,10 @@ mod tests {
         assert_eq!(crate::exit::code_of(&err), Code::LockHeld);
         assert!(format!("{err:#}").contains("My VM"));
         assert!(acquire(dir.path(), "Other VM", "Other VM").is_ok());
+        assert!(is_held(dir.path(), "My VM"));
+        assert!(!is_held(dir.path(), "Other VM"));
         drop(first);
+        assert!(!is_held(dir.path(), "My VM"));
         assert!(acquire(dir.path(), "My VM", "My VM").is_ok());
     }
 }

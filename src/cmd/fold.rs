@@ -1,10 +1,8 @@
 //! `vblaunch launch VM` (and `vblaunch VM`) and `vblaunch fold VM`.
 //!
 //! Order of a run, each step guarding the next:
-//! 1. lock the VM (by the name or UUID given) — a second vblaunch exits at once;
-//! 2. guard: wait until no VirtualBox front end runs;
-//! 3. read the VM and the media registry (two concurrent read-only calls);
-//! 4. lock by the VM's UUID too (the same VM may be named either way);
+//! 1–4. [`super::open`]: lock, wait for VirtualBox to close, read the VM and
+//!    the media registry (two concurrent read-only calls), lock by UUID;
 //! 5. plan (pure) — or refuse, having changed nothing;
 //! 6. execute by UUID: take the new snapshot, relabel the kept ones, merge
 //!    the oldest beyond `keep` into their parents;
@@ -19,85 +17,16 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 
-use crate::config::Effective;
 use crate::exit::{fail, Code};
-use crate::guard::{self, Scanner, WaitPolicy};
-use crate::lock;
 use crate::plan::{self, Plan, Step};
 use crate::vbox::{Medium, StartType, VBoxManage, VmInfo};
 use crate::Context;
 
-/// Read the VM and the media registry concurrently (independent reads).
-fn read_vm(vb: &VBoxManage, vm: &str) -> Result<(VmInfo, Vec<Medium>)> {
-    std::thread::scope(|s| {
-        let hdds = s.spawn(|| vb.list_hdds());
-        let info = vb.show_vm_info(vm);
-        let hdds = hdds.join().expect("list hdds thread panicked");
-        Ok((info?, hdds?))
-    })
-}
-
-fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
-    WaitPolicy {
-        no_wait: ctx.global.no_wait,
-        timeout: ctx
-            .global
-            .wait_timeout
-            .map(std::time::Duration::from_secs)
-            .or(eff.wait_timeout),
-        poll: std::time::Duration::from_millis(1000),
-    }
-}
-
 pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
     let t0 = Instant::now();
-    let eff0 = ctx.config.effective(&[vm_arg]);
-    let vb = VBoxManage {
-        exe: ctx.vboxmanage(&eff0)?,
-        call_timeout: eff0.call_timeout,
-        stall_warning: eff0.merge_stall_warning,
-        show_progress: ctx.global.verbosity() >= 0,
-    };
-    log::debug!("using VBoxManage at {}", vb.exe.display());
-
-    let _lock_arg = lock::acquire(&ctx.locks_dir(), vm_arg, vm_arg)?;
-    let mut scanner = Scanner::new()?;
-    if ctx.global.dry_run {
-        let running = scanner.scan(&eff0.guard_processes)?;
-        if !running.is_empty() {
-            log::warn!(
-                "VirtualBox is running ({}); a real run would wait for it to close.",
-                running
-                    .iter()
-                    .map(|f| format!("{} (pid {})", f.name, f.pid))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-    } else {
-        guard::wait_until_closed(
-            &mut scanner,
-            &eff0.guard_processes,
-            &guard_policy(ctx, &eff0),
-        )?;
-    }
-
-    let (vm, media) = read_vm(&vb, vm_arg)?;
-    let eff = ctx.config.effective(&[vm_arg, &vm.name, &vm.uuid]);
-    if let Some((name, _)) = ctx.config.vm_table(&[vm_arg, &vm.name, &vm.uuid]) {
-        log::debug!("using [vm.\"{name}\"] from {}", ctx.config_path.display());
-    }
-    // The same VM may be given by name or by UUID: hold its UUID lock too.
-    let _lock_uuid = if vm.uuid != vm_arg {
-        Some(lock::acquire(&ctx.locks_dir(), &vm.uuid, &vm.name)?)
-    } else {
-        None
-    };
-    // A per-VM table found only by the VM's real name/UUID may name other front ends.
-    if eff.guard_processes != eff0.guard_processes && !ctx.global.dry_run {
-        guard::wait_until_closed(&mut scanner, &eff.guard_processes, &guard_policy(ctx, &eff))?;
-    }
-
+    let super::Session {
+        vb, vm, media, eff, ..
+    } = &super::open(ctx, vm_arg)?;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let keep = ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep);
     let policy = plan::Policy {
@@ -106,7 +35,7 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
         adopt: ctx.global.adopt,
         now_iso8601: &now,
     };
-    let plan = plan::plan(&vm, &media, &policy, &crate::vbox::file_exists)
+    let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)
         .map_err(|r| fail(r.code, r.reason))?;
     for note in &plan.notes {
         log::info!("{note}");
@@ -114,17 +43,18 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
     let start_type = ctx.global.start_type.unwrap_or(eff.start_type);
 
     if ctx.global.dry_run {
-        print_dry_run(&vb, &vm, &plan, start.then_some(start_type));
+        print_dry_run(vb, vm, &plan, start.then_some(start_type));
         return Ok(());
     }
 
-    let merged_bytes = bytes_to_merge(&vm, &media, &plan);
+    let merged_bytes = bytes_to_merge(vm, media, &plan);
     let t_exec = Instant::now();
-    let taken = execute(&vb, &vm, &plan)?;
+    let taken = execute(vb, vm, &plan)?;
 
     // Verify what VirtualBox now holds.
-    let (after, media_after) =
-        read_vm(&vb, &vm.uuid).context("re-reading the VM after the fold")?;
+    let (after, media_after) = vb
+        .read_vm(&vm.uuid)
+        .context("re-reading the VM after the fold")?;
     if let Err(problems) = plan::verify(
         &after,
         &media_after,

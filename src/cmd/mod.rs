@@ -1,4 +1,87 @@
-//! One module per subcommand.
+//! One module per subcommand, and the preamble the mutating ones share.
 pub mod config;
 pub mod fold;
+pub mod list;
+pub mod restore;
 pub mod shortcut;
+pub mod status;
+
+use anyhow::Result;
+
+use crate::config::Effective;
+use crate::guard::{self, Scanner, WaitPolicy};
+use crate::lock::{self, VmLock};
+use crate::vbox::{Medium, VBoxManage, VmInfo};
+use crate::Context;
+
+/// A VM read under its locks, with VirtualBox closed: the start of every
+/// command that changes a VM.
+pub struct Session {
+    pub vb: VBoxManage,
+    pub vm: VmInfo,
+    pub media: Vec<Medium>,
+    pub eff: Effective,
+    _locks: Vec<VmLock>,
+}
+
+fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
+    WaitPolicy {
+        no_wait: ctx.global.no_wait,
+        timeout: ctx
+            .global
+            .wait_timeout
+            .map(std::time::Duration::from_secs)
+            .or(eff.wait_timeout),
+        poll: std::time::Duration::from_millis(1000),
+    }
+}
+
+/// 1. lock the VM (by the name or UUID given): a second vblaunch exits at once;
+/// 2. guard: wait until no VirtualBox front end runs (a dry run only warns);
+/// 3. read the VM and the media registry;
+/// 4. lock by the VM's UUID too (the same VM may be named either way).
+pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
+    let eff0 = ctx.config.effective(&[vm_arg]);
+    let vb = ctx.vbox(&eff0)?;
+    let mut locks = vec![lock::acquire(&ctx.locks_dir(), vm_arg, vm_arg)?];
+    let mut scanner = Scanner::new()?;
+    let check = |scanner: &mut Scanner, eff: &Effective| -> Result<()> {
+        if ctx.global.dry_run {
+            let running = scanner.scan(&eff.guard_processes)?;
+            if !running.is_empty() {
+                log::warn!(
+                    "VirtualBox is running ({}); a real run would wait for it to close.",
+                    running
+                        .iter()
+                        .map(|f| format!("{} (pid {})", f.name, f.pid))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
+        } else {
+            guard::wait_until_closed(scanner, &eff.guard_processes, &guard_policy(ctx, eff))
+        }
+    };
+    check(&mut scanner, &eff0)?;
+    let (vm, media) = vb.read_vm(vm_arg)?;
+    let keys = [vm_arg, vm.name.as_str(), vm.uuid.as_str()];
+    let eff = ctx.config.effective(&keys);
+    if let Some((name, _)) = ctx.config.vm_table(&keys) {
+        log::debug!("using [vm.\"{name}\"] from {}", ctx.config_path.display());
+    }
+    if vm.uuid != vm_arg {
+        locks.push(lock::acquire(&ctx.locks_dir(), &vm.uuid, &vm.name)?);
+    }
+    // A per-VM table found only by the VM's real name/UUID may name other front ends.
+    if eff.guard_processes != eff0.guard_processes {
+        check(&mut scanner, &eff)?;
+    }
+    Ok(Session {
+        vb,
+        vm,
+        media,
+        eff,
+        _locks: locks,
+    })
+}

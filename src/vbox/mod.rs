@@ -229,6 +229,16 @@ impl VBoxManage {
         Ok(parse_list_vms(&out.stdout))
     }
 
+    /// The VM and the media registry, read concurrently (independent reads).
+    pub fn read_vm(&self, vm: &str) -> Result<(VmInfo, Vec<Medium>)> {
+        std::thread::scope(|s| {
+            let hdds = s.spawn(|| self.list_hdds());
+            let info = self.show_vm_info(vm);
+            let hdds = hdds.join().expect("list hdds thread panicked");
+            Ok((info?, hdds?))
+        })
+    }
+
     pub fn list_hdds(&self) -> Result<Vec<Medium>> {
         let out = self.run_ok(self.command(["list", "hdds"]), Kind::Read)?;
         Ok(media::parse(&out.stdout))
@@ -261,6 +271,16 @@ impl VBoxManage {
             self.rename_command(vm_uuid, snapshot_uuid, name),
             Kind::Mutate,
         )?;
+        Ok(())
+    }
+
+    pub fn restore_command(&self, vm_uuid: &str, snapshot_uuid: &str) -> CommandLine {
+        self.command(["snapshot", vm_uuid, "restore", snapshot_uuid])
+    }
+
+    /// Make a snapshot current again, discarding the current state.
+    pub fn snapshot_restore(&self, vm_uuid: &str, snapshot_uuid: &str) -> Result<()> {
+        self.run_ok(self.restore_command(vm_uuid, snapshot_uuid), Kind::Mutate)?;
         Ok(())
     }
 

@@ -12,4 +12,6 @@ mod fake_fidelity;
 mod fake_launch;
 #[cfg(unix)]
 mod real_vbox;
+#[cfg(unix)]
+mod restore_points;
 mod shortcut;

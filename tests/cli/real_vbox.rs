@@ -181,3 +181,50 @@ fn real_unknown_vm_lists_registered_vms() {
     assert_eq!(r.code, 7, "{r}");
     assert!(r.stderr.contains("Known VM {"), "{r}");
 }
+
+#[test]
+fn real_ten_folds_keep_n_restore_points_and_restore_brings_back_the_bytes() {
+    let w = real_world!("real_ten_folds_keep_n_restore_points_and_restore_brings_back_the_bytes");
+    for keep in [2usize, 3] {
+        let name = format!("Keep {keep}");
+        let vm = w.create_vm(&name, 16);
+        let mut at_launch = Vec::new();
+        for i in 0..10u64 {
+            let leaf = w.leaf(&vm.uuid);
+            w.write_bytes(&leaf, 65536 * i + 4096, &format!("keep {keep} launch {i}"));
+            let r = w.vblaunch(&["fold", &name, "--keep", &keep.to_string()]);
+            assert_eq!(r.code, 0, "keep {keep} fold {i}: {r}");
+            assert_restore_points(&w, &vm.uuid, (i as usize + 1).min(keep));
+            at_launch.push(w.content(&w.leaf(&vm.uuid)));
+        }
+        // Work after the last launch, then back to the launch before it.
+        w.write_bytes(&w.leaf(&vm.uuid), 1_000_000, "unsaved");
+        let r = w.vblaunch(&["restore", &name, "--to", "previous", "--yes"]);
+        assert_eq!(r.code, 0, "{r}");
+        assert!(
+            w.content(&w.leaf(&vm.uuid)) == at_launch[8],
+            "restore --to previous: wrong bytes"
+        );
+        assert_restore_points(&w, &vm.uuid, keep - 1);
+        let r = w.vblaunch(&["fold", &name, "--keep", &keep.to_string()]);
+        assert_eq!(r.code, 0, "{r}");
+        assert_restore_points(&w, &vm.uuid, keep);
+        assert!(w.content(&w.leaf(&vm.uuid)) == at_launch[8]);
+    }
+}
+
+#[test]
+fn real_status_json_on_a_managed_vm() {
+    let w = real_world!("real_status_json_on_a_managed_vm");
+    let vm = w.create_vm("Stat", 8);
+    for _ in 0..2 {
+        assert_eq!(w.vblaunch(&["fold", "Stat", "--keep", "2"]).code, 0);
+    }
+    let r = w.vblaunch(&["status", "Stat", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["vms"][0]["uuid"], vm.uuid.as_str());
+    assert_eq!(j["vms"][0]["restore_points"], 1);
+    assert_eq!(j["vms"][0]["safe_to_back_up"], true);
+    assert_eq!(j["vms"][0]["chain"].as_array().unwrap().len(), 2);
+}

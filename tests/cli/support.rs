@@ -443,3 +443,35 @@ pub fn assert_folded(w: &World, vm: &str, name: &str) {
         assert!(ok.contains(&m.state.as_str()), "{}", w.state(vm));
     }
 }
+
+/// After a fold with restore points: `own` vblaunch snapshots on a linear
+/// path, labelled current, previous, previous-2, … (newest first), the newest
+/// current; one differencing image per snapshot in Snapshots/.
+pub fn assert_restore_points(w: &World, vm: &str, own: usize) {
+    assert_folded(w, vm, "current");
+    let info = w.info(vm);
+    let path = vblaunch::plan::current_path(&info);
+    let (mine, off) = vblaunch::plan::own_snapshots(&info, "current", false);
+    assert!(off.is_empty(), "{}", w.state(vm));
+    assert_eq!(mine.len(), own, "{}", w.state(vm));
+    for (age, &i) in mine.iter().rev().enumerate() {
+        assert_eq!(
+            info.snapshots[i].name,
+            vblaunch::plan::label(age, "current"),
+            "{}",
+            w.state(vm)
+        );
+    }
+    assert_eq!(
+        path.len(),
+        info.snapshots.len(),
+        "a linear chain: {}",
+        w.state(vm)
+    );
+    assert_eq!(
+        w.snapshot_files(vm).len(),
+        info.snapshots.len(),
+        "{}",
+        w.state(vm)
+    );
+}

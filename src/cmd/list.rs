@@ -1,0 +1,35 @@
+//! `vblaunch list`: the registered VMs, one line each, with whether vblaunch
+//! manages them and how many restore points they have.
+use anyhow::Result;
+
+use crate::plan;
+use crate::Context;
+
+pub fn run(ctx: &Context) -> Result<()> {
+    let eff = ctx.config.effective(&[]);
+    let vb = ctx.vbox(&eff)?;
+    let vms = vb.list_vms()?;
+    if vms.is_empty() {
+        log::info!("VirtualBox has no registered VMs.");
+    }
+    for (name, uuid) in vms {
+        match vb.show_vm_info(&uuid) {
+            Ok(vm) => {
+                let eff = ctx.config.effective(&[&vm.name, &vm.uuid]);
+                let (own, _) = plan::own_snapshots(&vm, &eff.snapshot_name, false);
+                let managed = if own.is_empty() {
+                    "not managed".to_string()
+                } else {
+                    let n = own.len() - 1;
+                    format!(
+                        "managed, {n} restore point{}",
+                        if n == 1 { "" } else { "s" }
+                    )
+                };
+                println!("{}\t{{{}}}\t{}\t{managed}", vm.name, vm.uuid, vm.state);
+            }
+            Err(_) => println!("{name}\t{{{uuid}}}\tinaccessible\tunknown"),
+        }
+    }
+    Ok(())
+}

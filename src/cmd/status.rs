@@ -1,0 +1,561 @@
+//! `vblaunch status [VM] [--json]`: for one VM or all, what a user (or a
+//! backup script) needs to know: the chain base → restore points → current,
+//! sizes, the last fold, and whether the base disks may be copied right now.
+//!
+//! The report is built by a pure function from what VirtualBox says plus a
+//! few facts vblaunch knows (lock held, state file, file sizes), so every
+//! answer is tested without VirtualBox. `--json` prints the same report;
+//! its field names are stable (`schema` changes if they ever must).
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::guard::{FrontEnd, Scanner};
+use crate::plan;
+use crate::state::LastFold;
+use crate::vbox::media::{self, Medium};
+use crate::vbox::VmInfo;
+use crate::Context;
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// VM name or UUID [default: every registered VM]
+    pub vm: Option<String>,
+    /// Print JSON for scripts and backup tools
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub vms: Vec<VmStatus>,
+    /// VirtualBox front ends running now (vblaunch waits for them before a fold).
+    pub front_ends_running: Vec<FrontEndJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FrontEndJson {
+    pub name: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Disk {
+    pub path: String,
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SnapshotStatus {
+    pub name: String,
+    pub uuid: String,
+    /// Taken by vblaunch (carries its marker); otherwise the user's.
+    pub vblaunch: bool,
+    /// When vblaunch took it (ISO 8601), from its marker.
+    pub taken: Option<String>,
+    /// Size on disk of what was written after it was taken (all disks).
+    pub changes_bytes: Option<u64>,
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct VmStatus {
+    pub name: String,
+    pub uuid: String,
+    pub state: String,
+    /// vblaunch has snapshots on this VM.
+    pub managed: bool,
+    pub restore_points: usize,
+    pub safe_to_back_up: bool,
+    pub safe_reason: String,
+    pub fold_in_progress: bool,
+    pub base_disks: Vec<Disk>,
+    /// The snapshots from the oldest to the current one.
+    pub chain: Vec<SnapshotStatus>,
+    /// Snapshots not on the path to the current state (branches).
+    pub other_snapshots: Vec<SnapshotStatus>,
+    pub last_fold: Option<LastFold>,
+    pub warnings: Vec<String>,
+}
+
+const TRANSIENT_SAFE: &[&str] = &[
+    "poweroff",
+    "aborted",
+    "saved",
+    "aborted-saved",
+    "abortedsaved",
+];
+const RUNNING: &[&str] = &["running", "paused", "stuck", "gurumeditation"];
+
+/// The report for one VM (pure).
+pub fn vm_status(
+    vm: &VmInfo,
+    media: &[Medium],
+    snapshot_name: &str,
+    last_fold: Option<LastFold>,
+    fold_in_progress: bool,
+    size: &dyn Fn(&Path) -> Option<u64>,
+) -> VmStatus {
+    let mut warnings = Vec::new();
+    let (own, off) = plan::own_snapshots(vm, snapshot_name, false);
+    let path = plan::current_path(vm);
+    let diffs = plan::path_diffs(vm, media);
+    if diffs.is_none() && !path.is_empty() {
+        warnings.push(
+            "the disk chain does not match the snapshot tree; sizes are not shown".to_string(),
+        );
+    }
+    let status_of = |i: usize| {
+        let s = &vm.snapshots[i];
+        let changes = diffs.as_ref().and_then(|d| {
+            d.iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, ms)| ms.iter().filter_map(|m| size(&m.location)).sum())
+        });
+        SnapshotStatus {
+            name: s.name.clone(),
+            uuid: s.uuid.clone(),
+            vblaunch: plan::is_marked(s),
+            taken: plan::taken_at(s).map(str::to_string),
+            changes_bytes: changes,
+            current: vm.current_snapshot.as_deref() == Some(s.uuid.as_str()),
+        }
+    };
+    let chain: Vec<SnapshotStatus> = path.iter().map(|&i| status_of(i)).collect();
+    let other: Vec<SnapshotStatus> = (0..vm.snapshots.len())
+        .filter(|i| !path.contains(i))
+        .map(status_of)
+        .collect();
+
+    // Media: every disk's chain must be readable.
+    let mut base_disks = Vec::new();
+    let mut attached_diff = true;
+    let mut disks = 0;
+    for att in &vm.attachments {
+        let Some(m) = media.iter().find(|m| m.uuid == att.image_uuid) else {
+            continue;
+        };
+        disks += 1;
+        attached_diff &= m.is_differencing();
+        for link in media::chain(media, &m.uuid) {
+            match link {
+                Ok(x) if !x.is_accessible() || size(&x.location).is_none() => {
+                    warnings.push(format!(
+                    "disk image {} is missing or inaccessible (VirtualBox: {}); restore it from \
+                     your backup before the next launch",
+                    x.location.display(),
+                    x.state
+                ))
+                }
+                Ok(x) if x.parent.is_none() => base_disks.push(Disk {
+                    path: x.location.display().to_string(),
+                    size_bytes: size(&x.location),
+                }),
+                Ok(_) => {}
+                Err(u) => warnings.push(format!(
+                    "a disk image {{{u}}} of slot {} is not in VirtualBox's media registry",
+                    att.slot()
+                )),
+            }
+        }
+    }
+    let mut names: Vec<&str> = vm.snapshots.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for n in names {
+        let count = vm.snapshots.iter().filter(|s| s.name == n).count();
+        if count > 1 {
+            warnings.push(format!("{count} snapshots are named '{n}'"));
+        }
+    }
+    if !off.is_empty() {
+        warnings.push(format!(
+            "{} vblaunch snapshot(s) are not on the path to the current state; the next launch will refuse",
+            off.len()
+        ));
+    }
+    let current_own = vm.current().is_some_and(plan::is_marked);
+    let (safe, reason) = if fold_in_progress {
+        (
+            false,
+            "vblaunch is working on this VM right now (a fold or restore is in progress)"
+                .to_string(),
+        )
+    } else if disks == 0 {
+        (false, "the VM has no hard disk".to_string())
+    } else if TRANSIENT_SAFE.contains(&vm.state.as_str()) {
+        (
+            true,
+            format!(
+                "the VM is not running (state: {}), so nothing writes to its disks",
+                vm.state
+            ),
+        )
+    } else if RUNNING.contains(&vm.state.as_str()) {
+        if attached_diff && current_own {
+            (
+                true,
+                "the VM writes to the differencing image of vblaunch's snapshot; the base disks are frozen".to_string(),
+            )
+        } else if attached_diff {
+            (
+                true,
+                "the VM writes to a snapshot's differencing image; the base disks are frozen (the snapshot is not vblaunch's)".to_string(),
+            )
+        } else {
+            (
+                false,
+                "the VM runs without a snapshot and writes straight into its base disk; start it with vblaunch".to_string(),
+            )
+        }
+    } else {
+        (
+            false,
+            format!(
+                "VirtualBox is changing the VM right now (state: {})",
+                vm.state
+            ),
+        )
+    };
+    VmStatus {
+        name: vm.name.clone(),
+        uuid: vm.uuid.clone(),
+        state: vm.state.clone(),
+        managed: !own.is_empty(),
+        restore_points: own.len().saturating_sub(1),
+        safe_to_back_up: safe && warnings.iter().all(|w| !w.contains("missing")),
+        safe_reason: reason,
+        fold_in_progress,
+        base_disks,
+        chain,
+        other_snapshots: other,
+        last_fold,
+        warnings,
+    }
+}
+
+fn human(bytes: Option<u64>) -> String {
+    match bytes {
+        None => "size unknown".to_string(),
+        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        Some(b) => format!("{:.0} KiB", b as f64 / 1024.0),
+    }
+}
+
+pub fn render_text(r: &Report) -> String {
+    let mut out = String::new();
+    for v in &r.vms {
+        out.push_str(&format!("VM '{}' {{{}}}: {}\n", v.name, v.uuid, v.state));
+        out.push_str(&format!(
+            "  safe to back up: {}, because {}\n",
+            if v.safe_to_back_up { "yes" } else { "no" },
+            v.safe_reason
+        ));
+        for d in &v.base_disks {
+            out.push_str(&format!(
+                "  base disk  {} ({})\n",
+                d.path,
+                human(d.size_bytes)
+            ));
+        }
+        for s in &v.chain {
+            let who = if s.vblaunch {
+                if s.current {
+                    "current      "
+                } else {
+                    "restore point"
+                }
+            } else {
+                "your snapshot"
+            };
+            let taken = s
+                .taken
+                .as_deref()
+                .map(|t| format!(", taken {t}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {who} '{}' {{{}}}{taken}, changes since: {}\n",
+                s.name,
+                s.uuid,
+                human(s.changes_bytes)
+            ));
+        }
+        for s in &v.other_snapshots {
+            out.push_str(&format!("  (other branch) '{}' {{{}}}\n", s.name, s.uuid));
+        }
+        if !v.managed {
+            out.push_str(
+                "  not managed by vblaunch yet (the first `vblaunch` run takes its snapshot)\n",
+            );
+        }
+        match &v.last_fold {
+            Some(f) => out.push_str(&format!(
+                "  last fold: {} ({:.1} s, {} merged)\n",
+                f.finished,
+                f.duration_ms as f64 / 1000.0,
+                human(Some(f.bytes_merged))
+            )),
+            None => out.push_str("  last fold: none recorded\n"),
+        }
+        for w in &v.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
+    }
+    if !r.front_ends_running.is_empty() {
+        out.push_str(&format!(
+            "VirtualBox is running: {} (a launch waits for it to close)\n",
+            r.front_ends_running
+                .iter()
+                .map(|f| format!("{} (pid {})", f.name, f.pid))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<()> {
+    let key = args.vm.as_deref().unwrap_or("");
+    let eff0 = ctx.config.effective(&[key]);
+    let vb = ctx.vbox(&eff0)?;
+    let targets: Vec<String> = match &args.vm {
+        Some(v) => vec![v.clone()],
+        None => vb.list_vms()?.into_iter().map(|(_, uuid)| uuid).collect(),
+    };
+    let media = vb.list_hdds()?;
+    let mut vms = Vec::new();
+    for t in &targets {
+        let vm = match vb.show_vm_info(t) {
+            Ok(vm) => vm,
+            Err(e) if args.vm.is_some() => return Err(e),
+            Err(e) => {
+                log::warn!("{e:#}");
+                continue;
+            }
+        };
+        let eff = ctx.config.effective(&[t, &vm.name, &vm.uuid]);
+        let last = match crate::state::load(&ctx.data_dir, &vm.uuid) {
+            Ok(s) => s.last_fold,
+            Err(e) => {
+                log::warn!("{e:#}");
+                None
+            }
+        };
+        let busy = crate::lock::is_held(&ctx.locks_dir(), &vm.uuid)
+            || crate::lock::is_held(&ctx.locks_dir(), &vm.name);
+        vms.push(vm_status(
+            &vm,
+            &media,
+            &eff.snapshot_name,
+            last,
+            busy,
+            &|p| std::fs::metadata(p).ok().map(|m| m.len()),
+        ));
+    }
+    let running: Vec<FrontEnd> = Scanner::new()?.scan(&eff0.guard_processes)?;
+    let report = Report {
+        schema: SCHEMA,
+        vms,
+        front_ends_running: running
+            .into_iter()
+            .map(|f| FrontEndJson {
+                name: f.name,
+                pid: f.pid,
+            })
+            .collect(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vbox::vminfo::{Attachment, Snapshot};
+    use std::path::PathBuf;
+
+    fn m(uuid: &str, parent: Option<&str>) -> Medium {
+        Medium {
+            uuid: uuid.into(),
+            parent: parent.map(Into::into),
+            state: "created".into(),
+            kind: if parent.is_some() {
+                "normal (differencing)"
+            } else {
+                "normal (base)"
+            }
+            .into(),
+            location: PathBuf::from(format!("/v/{uuid}.vdi")),
+            format: "VDI".into(),
+            capacity_mb: Some(64),
+            access_error: None,
+        }
+    }
+
+    fn snap(name: &str, uuid: &str, parent: Option<usize>, marked: bool) -> Snapshot {
+        Snapshot {
+            name: name.into(),
+            uuid: uuid.into(),
+            description: marked.then(|| plan::description("2026-11-26T06:00:00Z")),
+            node: String::new(),
+            parent,
+            children: vec![],
+        }
+    }
+
+    /// base <- d1 (after 'previous') <- d2 (after 'current', the current state)
+    fn vm(state: &str) -> (VmInfo, Vec<Medium>) {
+        let mut s = vec![
+            snap("previous", "p", None, true),
+            snap("current", "c", Some(0), true),
+        ];
+        s[0].children.push(1);
+        let vm = VmInfo {
+            name: "Dev".into(),
+            uuid: "vm".into(),
+            accessible: true,
+            state: state.into(),
+            attachments: vec![Attachment {
+                controller: "SATA".into(),
+                port: 0,
+                device: 0,
+                location: "/v/d2.vdi".into(),
+                image_uuid: "d2".into(),
+            }],
+            snapshots: s,
+            current_snapshot: Some("c".into()),
+            ..Default::default()
+        };
+        (
+            vm,
+            vec![m("b", None), m("d1", Some("b")), m("d2", Some("d1"))],
+        )
+    }
+
+    fn sizes(p: &Path) -> Option<u64> {
+        match p.to_str()? {
+            "/v/b.vdi" => Some(1 << 30),
+            "/v/d1.vdi" => Some(4 << 20),
+            "/v/d2.vdi" => Some(2 << 20),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn running_on_vblaunch_snapshot_is_safe_and_sizes_map_to_snapshots() {
+        let (v, media) = vm("running");
+        let s = vm_status(&v, &media, "current", None, false, &sizes);
+        assert!(s.safe_to_back_up, "{}", s.safe_reason);
+        assert!(s.safe_reason.contains("base disks are frozen"));
+        assert_eq!(s.restore_points, 1);
+        assert_eq!(
+            s.base_disks,
+            [Disk {
+                path: "/v/b.vdi".into(),
+                size_bytes: Some(1 << 30)
+            }]
+        );
+        assert_eq!(s.chain[0].changes_bytes, Some(4 << 20));
+        assert_eq!(s.chain[1].changes_bytes, Some(2 << 20));
+        assert!(s.chain[1].current && s.chain[1].vblaunch);
+        assert_eq!(s.chain[0].taken.as_deref(), Some("2026-11-26T06:00:00Z"));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn off_is_safe_folding_is_not_and_running_on_the_base_is_not() {
+        let (v, media) = vm("poweroff");
+        assert!(vm_status(&v, &media, "current", None, false, &sizes).safe_to_back_up);
+        let s = vm_status(&v, &media, "current", None, true, &sizes);
+        assert!(!s.safe_to_back_up && s.safe_reason.contains("in progress"));
+        let (mut v, media) = vm("running");
+        v.snapshots.clear();
+        v.current_snapshot = None;
+        v.attachments[0].image_uuid = "b".into();
+        let s = vm_status(&v, &media, "current", None, false, &sizes);
+        assert!(
+            !s.safe_to_back_up && s.safe_reason.contains("straight into its base disk"),
+            "{}",
+            s.safe_reason
+        );
+        let (v, media) = vm("saving");
+        assert!(!vm_status(&v, &media, "current", None, false, &sizes).safe_to_back_up);
+    }
+
+    #[test]
+    fn a_missing_diff_file_is_a_warning_not_a_crash() {
+        let (v, media) = vm("poweroff");
+        let s = vm_status(&v, &media, "current", None, false, &|p| {
+            if p.ends_with("d2.vdi") {
+                None
+            } else {
+                sizes(p)
+            }
+        });
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("/v/d2.vdi") && w.contains("missing")),
+            "{:?}",
+            s.warnings
+        );
+        assert!(!s.safe_to_back_up);
+        let text = render_text(&Report {
+            schema: SCHEMA,
+            vms: vec![s],
+            front_ends_running: vec![],
+        });
+        assert!(text.contains("warning: disk image /v/d2.vdi"), "{text}");
+    }
+
+    #[test]
+    fn json_fields_are_stable() {
+        let (v, media) = vm("running");
+        let s = vm_status(&v, &media, "current", None, false, &sizes);
+        let r = Report {
+            schema: SCHEMA,
+            vms: vec![s],
+            front_ends_running: vec![],
+        };
+        let j: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["schema"], 1);
+        let vm = &j["vms"][0];
+        for key in [
+            "name",
+            "uuid",
+            "state",
+            "managed",
+            "restore_points",
+            "safe_to_back_up",
+            "safe_reason",
+            "fold_in_progress",
+            "base_disks",
+            "chain",
+            "other_snapshots",
+            "last_fold",
+            "warnings",
+        ] {
+            assert!(vm.get(key).is_some(), "missing {key}");
+        }
+        for key in [
+            "name",
+            "uuid",
+            "vblaunch",
+            "taken",
+            "changes_bytes",
+            "current",
+        ] {
+            assert!(vm["chain"][0].get(key).is_some(), "missing chain.{key}");
+        }
+        assert!(j["front_ends_running"].is_array());
+    }
+}
