@@ -43,6 +43,8 @@ pub struct ConfigFile {
     pub guard_processes: Option<Vec<String>>,
     pub wait_timeout_secs: Option<u64>,
     pub keep: Option<u32>,
+    pub settings_backups: Option<u32>,
+    pub merge_free_space_margin_mb: Option<u64>,
     pub call_timeout_secs: Option<u64>,
     pub merge_stall_warning_secs: Option<u64>,
     #[serde(default)]
@@ -68,6 +70,10 @@ pub struct Effective {
     pub wait_timeout: Option<Duration>,
     /// vblaunch snapshots to keep: the current one plus keep-1 restore points.
     pub keep: usize,
+    /// How many copies of the VM's settings files to keep.
+    pub settings_backups: usize,
+    /// Free space required beyond the merged data, in bytes.
+    pub merge_margin: u64,
     pub call_timeout: Duration,
     pub merge_stall_warning: Duration,
 }
@@ -152,6 +158,12 @@ fn validate(file: &ConfigFile, text: &str, origin: &str) -> Result<()> {
                 ),
             ));
         }
+    }
+    if file.settings_backups == Some(0) {
+        return Err(fail(
+            Code::Usage,
+            format!("{origin}{}: settings_backups must be at least 1", locate_key(text, "settings_backups")),
+        ));
     }
     for (key, v) in [
         ("call_timeout_secs", file.call_timeout_secs),
@@ -251,6 +263,8 @@ impl Config {
                 .or(f.wait_timeout_secs)
                 .map(Duration::from_secs),
             keep: t.and_then(|t| t.keep).or(f.keep).unwrap_or(1) as usize,
+            settings_backups: f.settings_backups.unwrap_or(10).max(1) as usize,
+            merge_margin: f.merge_free_space_margin_mb.unwrap_or(256) << 20,
             call_timeout: Duration::from_secs(
                 f.call_timeout_secs.unwrap_or(DEFAULT_CALL_TIMEOUT_SECS),
             ),
@@ -353,6 +367,8 @@ vboxmanage = "/opt/vb/VBoxManage"
             "guard_processes",
             "wait_timeout_secs",
             "keep",
+            "settings_backups",
+            "merge_free_space_margin_mb",
             "call_timeout_secs",
             "merge_stall_warning_secs",
         ] {

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod disk;
 pub mod exit;
 pub mod guard;
 pub mod lock;

@@ -276,6 +276,137 @@ pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Ve
     Some(per_snapshot)
 }
 
+/// What the pre-flight checks need to know about the file system.
+pub struct Space<'a> {
+    /// Free bytes on the volume holding a file.
+    pub free: &'a dyn Fn(&Path) -> Option<u64>,
+    /// A file's size on disk.
+    pub size: &'a dyn Fn(&Path) -> Option<u64>,
+    pub margin: u64,
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
+}
+
+/// Checks before any merge, run before the first step so that a refusal
+/// changes nothing: each merge target's volume has room for what is merged
+/// into it plus a margin; VirtualBox left no half-written settings file.
+/// Returns notes (e.g. free space that could not be determined).
+pub fn preflight(
+    vm: &VmInfo,
+    media: &[Medium],
+    plan: &Plan,
+    space: &Space<'_>,
+    leftover_settings: Option<&Path>,
+) -> Result<Vec<String>, Refusal> {
+    if let Some(tmp) = leftover_settings {
+        return Err(refuse(
+            Code::Refused,
+            format!(
+                "VirtualBox left a half-written settings file {} behind (an interrupted save). \
+                 Changing snapshots now could make it the VM's settings. Run `vblaunch doctor \
+                 \"{}\" --fix` to move it aside safely, then run vblaunch again. Nothing was changed.",
+                tmp.display(),
+                vm.name
+            ),
+        ));
+    }
+    let deleted: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Delete { uuid, .. } => Some(uuid.as_str()),
+            _ => None,
+        })
+        .collect();
+    if deleted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(diffs) = path_diffs(vm, media) else {
+        return Ok(vec![
+            "could not match the disk chain to the snapshots, so free space was not checked; \
+             VirtualBox refuses a merge itself when space runs out"
+                .to_string(),
+        ]);
+    };
+    let path = current_path(vm);
+    let mut notes = Vec::new();
+    // Per disk: chain[0] is the base; chain[j + 1] holds the writes after path[j].
+    let disks = diffs.first().map(|(_, ms)| ms.len()).unwrap_or(0);
+    for d in 0..disks {
+        let chain: Vec<&Medium> = diffs.iter().map(|(_, ms)| ms[d]).collect();
+        let base = media.iter().find(|m| {
+            m.parent.is_none()
+                && media::chain(media, &chain[0].uuid)
+                    .last()
+                    .is_some_and(|l| l.as_ref().is_ok_and(|l| l.uuid == m.uuid))
+        });
+        // Each deleted snapshot's diff merges into the nearest medium below it
+        // that stays; sum what lands on each.
+        let mut need: Vec<(&Path, u64, u64)> = Vec::new(); // target, bytes, diffs
+        for (j, &i) in path.iter().enumerate() {
+            if !deleted.contains(&vm.snapshots[i].uuid.as_str()) {
+                continue;
+            }
+            let mut k = j;
+            while k > 0 && deleted.contains(&vm.snapshots[path[k - 1]].uuid.as_str()) {
+                k -= 1;
+            }
+            let target = if k == 0 {
+                match base {
+                    Some(b) => b.location.as_path(),
+                    None => continue,
+                }
+            } else {
+                chain[k - 1].location.as_path()
+            };
+            let bytes = (space.size)(&chain[j].location).unwrap_or(0);
+            match need.iter_mut().find(|(t, _, _)| *t == target) {
+                Some(e) => {
+                    e.1 += bytes;
+                    e.2 += 1
+                }
+                None => need.push((target, bytes, 1)),
+            }
+        }
+        for (target, bytes, _) in need {
+            let required = bytes + space.margin;
+            match (space.free)(target) {
+                Some(free) if free < required => {
+                    return Err(refuse(
+                        Code::Refused,
+                        format!(
+                            "Not enough free space to merge into {}: it needs {} (the \
+                             differencing data {} plus a safety margin of {}) but its volume \
+                             has {} free. Free space on that disk (or lower \
+                             merge_free_space_margin_mb in the config), then run vblaunch \
+                             again. Nothing was changed.",
+                            target.display(),
+                            mib(required),
+                            mib(bytes),
+                            mib(space.margin),
+                            mib(free)
+                        ),
+                    ))
+                }
+                Some(free) => log::debug!(
+                    "free space for the merge into {}: {} free, {} needed",
+                    target.display(),
+                    mib(free),
+                    mib(required)
+                ),
+                None => notes.push(format!(
+                    "could not determine the free space for {}; VirtualBox refuses a merge \
+                     itself when space runs out",
+                    target.display()
+                )),
+            }
+        }
+    }
+    Ok(notes)
+}
+
 /// Decide the steps of a fold.
 pub fn plan(
     vm: &VmInfo,
@@ -1093,6 +1224,54 @@ mod tests {
             }
         });
         assert!(path_diffs(&broken.vm, &broken.media).is_none());
+    }
+
+    fn space<'a>(free: &'a dyn Fn(&Path) -> Option<u64>, margin: u64) -> Space<'a> {
+        Space {
+            free,
+            size: &|p: &Path| if p.ends_with("b0000000-0000-0000-0000-000000000000.vdi") { Some(1 << 30) } else { Some(8 << 20) },
+            margin,
+        }
+    }
+
+    #[test]
+    fn preflight_refuses_a_merge_that_does_not_fit_with_both_numbers() {
+        let t = chain(&["previous", "current"]);
+        let p = plan(&t.vm, &t.media, &keep(2), &|_| true).unwrap();
+        let free = |_: &Path| Some(100u64 << 20);
+        assert!(preflight(&t.vm, &t.media, &p, &space(&free, 64 << 20), None).unwrap().is_empty());
+        let r = preflight(&t.vm, &t.media, &p, &space(&free, 200 << 20), None).unwrap_err();
+        assert_eq!(r.code, Code::Refused);
+        assert!(r.reason.contains("needs 208 MiB") && r.reason.contains("has 100 MiB free"), "{}", r.reason);
+        assert!(r.reason.contains(&format!("/vms/{BASE}.vdi")), "{}", r.reason);
+        // Two merges into the base add up (keep lowered from 3 to 1).
+        let t = chain(&["previous-2", "previous", "current"]);
+        let p = run(&t).unwrap();
+        let free = |_: &Path| Some(20u64 << 20);
+        let r = preflight(&t.vm, &t.media, &p, &space(&free, 0), None).unwrap_err();
+        assert!(r.reason.contains("needs 24 MiB"), "{}", r.reason);
+    }
+
+    #[test]
+    fn preflight_without_merges_or_with_unknown_space_does_not_refuse() {
+        let t = tree(&[], None);
+        let p = run(&t).unwrap();
+        let none = |_: &Path| Some(0u64);
+        assert!(preflight(&t.vm, &t.media, &p, &space(&none, 1 << 30), None).is_ok());
+        let t = chain(&["current"]);
+        let p = run(&t).unwrap();
+        let unknown = |_: &Path| None;
+        let notes = preflight(&t.vm, &t.media, &p, &space(&unknown, 0), None).unwrap();
+        assert!(notes[0].contains("could not determine the free space"), "{notes:?}");
+    }
+
+    #[test]
+    fn preflight_refuses_a_leftover_settings_file() {
+        let t = chain(&["current"]);
+        let p = run(&t).unwrap();
+        let free = |_: &Path| Some(u64::MAX);
+        let r = preflight(&t.vm, &t.media, &p, &space(&free, 0), Some(Path::new("/vms/x.vbox-tmp"))).unwrap_err();
+        assert!(r.reason.contains("/vms/x.vbox-tmp") && r.reason.contains("doctor"), "{}", r.reason);
     }
 
     #[test]

@@ -1,6 +1,13 @@
-//! What vblaunch remembers per VM, in `<data dir>/vms/<VM UUID>/state.toml`:
-//! the last successful fold. Written atomically (temp file, fsync, rename),
-//! so a power cut leaves the old or the new file, never a torn one.
+//! What vblaunch remembers per VM, under `<data dir>/vms/<VM UUID>/`:
+//! - `state.toml`: the last successful fold;
+//! - `journal.toml`: the steps of the last run that changed the VM, each
+//!   recorded before it starts and marked when it ends, so an interrupted run
+//!   (power cut, kill) is noticed and reported by the next one;
+//! - `settings-backups/<time>/`: copies of the VM's `.vbox` (and `.vbox-prev`)
+//!   taken before the first change of each run (VirtualBox keeps only one
+//!   previous version).
+//! Files are written atomically (temp file, fsync, rename), so a power cut
+//! leaves the old or the new file, never a torn one.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -63,6 +70,145 @@ pub fn save(data_dir: &Path, vm_uuid: &str, state: &VmState) -> Result<()> {
     write_atomic(&path, toml::to_string(state)?.as_bytes())
 }
 
+/// One step of a run that changes the VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// What the step does, e.g. `delete snapshot {uuid} ('current')`.
+    pub step: String,
+    pub vm: String,
+    pub snapshot: Option<String>,
+    pub started: String,
+    /// `ok`, or `failed: …`; absent while the step runs (or if the run died).
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    /// `fold`, `restore`, …
+    pub run: String,
+    pub started: String,
+    #[serde(default)]
+    pub entries: Vec<JournalEntry>,
+}
+
+impl Journal {
+    /// The step a previous run started but never finished.
+    pub fn unfinished(&self) -> Option<&JournalEntry> {
+        self.entries.iter().find(|e| e.outcome.is_none())
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+pub fn load_journal(data_dir: &Path, vm_uuid: &str) -> Result<Journal> {
+    let path = dir(data_dir, vm_uuid).join("journal.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("{} is damaged", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Journal::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The journal of the current run, saved at every change.
+pub struct JournalWriter {
+    path: PathBuf,
+    journal: Journal,
+}
+
+impl JournalWriter {
+    pub fn start(data_dir: &Path, vm_uuid: &str, run: &str) -> Result<JournalWriter> {
+        let w = JournalWriter {
+            path: dir(data_dir, vm_uuid).join("journal.toml"),
+            journal: Journal {
+                run: run.to_string(),
+                started: now(),
+                entries: Vec::new(),
+            },
+        };
+        w.save()?;
+        Ok(w)
+    }
+
+    fn save(&self) -> Result<()> {
+        write_atomic(&self.path, toml::to_string(&self.journal)?.as_bytes())
+    }
+
+    /// Record a step before it runs.
+    pub fn begin(&mut self, step: String, vm: &str, snapshot: Option<&str>) -> Result<()> {
+        self.journal.entries.push(JournalEntry {
+            step,
+            vm: vm.to_string(),
+            snapshot: snapshot.map(str::to_string),
+            started: now(),
+            outcome: None,
+        });
+        self.save()
+    }
+
+    /// Record how the last step ended.
+    pub fn end(&mut self, outcome: &str) -> Result<()> {
+        if let Some(e) = self.journal.entries.last_mut() {
+            e.outcome = Some(outcome.to_string());
+        }
+        self.save()
+    }
+}
+
+/// Copy the VM's settings files into a new timestamped backup folder and
+/// keep only the newest `keep` folders. Returns the folder.
+pub fn backup_settings(data_dir: &Path, vm_uuid: &str, cfg_file: &Path, keep: usize) -> Result<PathBuf> {
+    let root = dir(data_dir, vm_uuid).join("settings-backups");
+    let stamp = now().replace(':', "-");
+    let mut target = root.join(&stamp);
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = root.join(format!("{stamp}-{n}"));
+    }
+    std::fs::create_dir_all(&target).with_context(|| format!("cannot create {}", target.display()))?;
+    let mut copied = 0;
+    for suffix in ["", "-prev"] {
+        let mut name = cfg_file.file_name().context("settings file has a name")?.to_os_string();
+        name.push(suffix);
+        let src = cfg_file.with_file_name(&name);
+        if src.is_file() {
+            let data = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
+            write_atomic(&target.join(&name), &data)?;
+            copied += 1;
+        }
+    }
+    if copied == 0 {
+        let _ = std::fs::remove_dir(&target);
+        anyhow::bail!(
+            "the VM's settings file {} does not exist; nothing to back up",
+            cfg_file.display()
+        );
+    }
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&root)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    all.sort();
+    let excess = all.len().saturating_sub(keep.max(1));
+    for old in &all[..excess] {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(target)
+}
+
+/// The settings backups of a VM, oldest first.
+pub fn settings_backups(data_dir: &Path, vm_uuid: &str) -> Vec<PathBuf> {
+    let root = dir(data_dir, vm_uuid).join("settings-backups");
+    let mut all: Vec<PathBuf> = match std::fs::read_dir(&root) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
+        Err(_) => Vec::new(),
+    };
+    all.sort();
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +229,43 @@ mod tests {
         save(d.path(), "u-1", &s).unwrap();
         assert_eq!(load(d.path(), "u-1").unwrap(), s);
         assert!(!dir(d.path(), "u-1").join("state.tmp").exists());
+    }
+
+    #[test]
+    fn journal_records_unfinished_steps() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = JournalWriter::start(d.path(), "vm", "fold").unwrap();
+        j.begin("take snapshot 'current'".into(), "vm", None).unwrap();
+        j.end("ok").unwrap();
+        j.begin("delete snapshot {s}".into(), "vm", Some("s")).unwrap();
+        // The process dies here: the next run reads the journal.
+        let read = load_journal(d.path(), "vm").unwrap();
+        assert_eq!(read.run, "fold");
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(read.unfinished().unwrap().snapshot.as_deref(), Some("s"));
+        j.end("failed: boom").unwrap();
+        assert!(load_journal(d.path(), "vm").unwrap().unfinished().is_none());
+    }
+
+    #[test]
+    fn settings_backups_copy_both_files_and_keep_the_newest() {
+        let d = tempfile::tempdir().unwrap();
+        let vmdir = d.path().join("My VM");
+        std::fs::create_dir_all(&vmdir).unwrap();
+        let cfg = vmdir.join("My VM.vbox");
+        std::fs::write(&cfg, "settings").unwrap();
+        std::fs::write(vmdir.join("My VM.vbox-prev"), "previous").unwrap();
+        let mut made = Vec::new();
+        for _ in 0..4 {
+            made.push(backup_settings(d.path(), "vm", &cfg, 3).unwrap());
+        }
+        let all = settings_backups(d.path(), "vm");
+        assert_eq!(all.len(), 3);
+        assert_eq!(all.last(), made.last());
+        let newest = all.last().unwrap();
+        assert_eq!(std::fs::read_to_string(newest.join("My VM.vbox")).unwrap(), "settings");
+        assert_eq!(std::fs::read_to_string(newest.join("My VM.vbox-prev")).unwrap(), "previous");
+        assert!(!made[0].exists(), "the oldest was pruned");
+        assert!(backup_settings(d.path(), "vm", &vmdir.join("none.vbox"), 3).is_err());
     }
 }

@@ -35,8 +35,23 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
         adopt: ctx.global.adopt,
         now_iso8601: &now,
     };
+    report_interrupted_run(ctx, vm);
     let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)
         .map_err(|r| fail(r.code, r.reason))?;
+    let disks = crate::disk::FreeSpace::new();
+    let free = |p: &std::path::Path| disks.free(p);
+    let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
+    let space = plan::Space {
+        free: &free,
+        size: &size,
+        margin: eff.merge_margin,
+    };
+    let leftover = leftover_settings(vm);
+    for note in plan::preflight(vm, media, &plan, &space, leftover.as_deref())
+        .map_err(|r| fail(r.code, r.reason))?
+    {
+        log::warn!("{note}");
+    }
     for note in &plan.notes {
         log::info!("{note}");
     }
@@ -49,7 +64,9 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
 
     let merged_bytes = bytes_to_merge(vm, media, &plan);
     let t_exec = Instant::now();
-    let taken = execute(vb, vm, &plan)?;
+    backup_settings(ctx, vm, eff.settings_backups)?;
+    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "fold")?;
+    let taken = execute(vb, vm, &plan, &mut journal)?;
 
     // Verify what VirtualBox now holds.
     let (after, media_after) = vb
@@ -153,9 +170,40 @@ fn base_disks(vm: &VmInfo, media: &[Medium]) -> Vec<std::path::PathBuf> {
 }
 
 /// Run the plan's steps; returns the UUID of the snapshot taken.
-fn execute(vb: &VBoxManage, vm: &VmInfo, plan: &Plan) -> Result<String> {
+fn execute(
+    vb: &VBoxManage,
+    vm: &VmInfo,
+    plan: &Plan,
+    journal: &mut crate::state::JournalWriter,
+) -> Result<String> {
     let mut taken = None;
     for step in &plan.steps {
+        let (what, snap) = match step {
+            Step::Take { name, .. } => (format!("take snapshot '{name}'"), None),
+            Step::Rename { uuid, from, to } => {
+                (format!("rename snapshot {{{uuid}}} '{from}' to '{to}'"), Some(uuid.as_str()))
+            }
+            Step::Delete { uuid, name } => {
+                (format!("merge snapshot {{{uuid}}} '{name}'"), Some(uuid.as_str()))
+            }
+        };
+        journal.begin(what, &vm.uuid, snap)?;
+        let result = run_step(vb, vm, step);
+        journal.end(match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        }.as_str())?;
+        if let Some(uuid) = result? {
+            taken = Some(uuid);
+        }
+    }
+    taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))
+}
+
+/// One step; returns the UUID of a snapshot it took.
+fn run_step(vb: &VBoxManage, vm: &VmInfo, step: &Step) -> Result<Option<String>> {
+    let mut taken = None;
+    {
         match step {
             Step::Take { name, description } => {
                 let uuid = vb.snapshot_take(&vm.uuid, name, description).map_err(|e| {
@@ -199,7 +247,47 @@ fn execute(vb: &VBoxManage, vm: &VmInfo, plan: &Plan) -> Result<String> {
             }
         }
     }
-    taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))
+    Ok(taken)
+}
+
+/// `<VM>.vbox-tmp`: VirtualBox's half-written settings after an interrupted save.
+pub fn leftover_settings(vm: &VmInfo) -> Option<std::path::PathBuf> {
+    let cfg = vm.cfg_file.as_ref()?;
+    let mut name = cfg.file_name()?.to_os_string();
+    name.push("-tmp");
+    let tmp = cfg.with_file_name(name);
+    tmp.exists().then_some(tmp)
+}
+
+/// Say so when the previous run on this VM died in the middle of a step; the
+/// plan is made from what VirtualBox holds now, so nothing is repeated blindly.
+pub fn report_interrupted_run(ctx: &Context, vm: &VmInfo) {
+    match crate::state::load_journal(&ctx.data_dir, &vm.uuid) {
+        Ok(j) => {
+            if let Some(e) = j.unfinished() {
+                log::warn!(
+                    "The last vblaunch {} on VM '{}' was interrupted during \"{}\" (started {}). \
+                     vblaunch has re-read what VirtualBox holds and continues from there.",
+                    j.run,
+                    vm.name,
+                    e.step,
+                    e.started
+                );
+            }
+        }
+        Err(e) => log::warn!("{e:#}"),
+    }
+}
+
+/// Copy the settings files before the first change of the run.
+pub fn backup_settings(ctx: &Context, vm: &VmInfo, keep: usize) -> Result<()> {
+    let Some(cfg) = &vm.cfg_file else {
+        return Ok(());
+    };
+    let dir = crate::state::backup_settings(&ctx.data_dir, &vm.uuid, cfg, keep)
+        .context("backing up the VM's settings before changing it")?;
+    log::debug!("settings backed up to {}", dir.display());
+    Ok(())
 }
 
 fn print_dry_run(vb: &VBoxManage, vm: &VmInfo, plan: &Plan, start: Option<StartType>) {

@@ -338,7 +338,29 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             return Err(fail(Code::Usage, "not confirmed; nothing was changed."));
         }
     }
+    super::fold::report_interrupted_run(ctx, vm);
+    super::fold::backup_settings(ctx, vm, eff.settings_backups)?;
+    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "restore")?;
     for s in &plan.steps {
+        journal.begin(format!("{s:?}"), &vm.uuid, None)?;
+        let result = run_step(vb, vm, s);
+        journal.end(match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        }.as_str())?;
+        result?;
+    }
+    log::info!(
+        "VM '{}' is back at '{}' (taken {}); the next launch folds as usual.",
+        vm.name,
+        plan.target_name,
+        plan.taken.as_deref().unwrap_or("unknown")
+    );
+    Ok(())
+}
+
+fn run_step(vb: &crate::vbox::VBoxManage, vm: &VmInfo, s: &Step) -> Result<()> {
+    {
         match s {
             Step::Restore { uuid, name } => {
                 vb.snapshot_restore(&vm.uuid, uuid).map_err(|e| {
@@ -367,12 +389,6 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             }
         }
     }
-    log::info!(
-        "VM '{}' is back at '{}' (taken {}); the next launch folds as usual.",
-        vm.name,
-        plan.target_name,
-        plan.taken.as_deref().unwrap_or("unknown")
-    );
     Ok(())
 }
 

@@ -8,7 +8,7 @@ pub mod media;
 pub mod vminfo;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -127,12 +127,27 @@ impl VBoxManage {
         };
         cmd.detach_from_terminal_signals = kind != Kind::Read;
         let show = self.show_progress && kind != Kind::Read;
+        // A merge gets a progress bar with elapsed time on a terminal; other
+        // output (a log, a pipe) gets VirtualBox's own "0%...10%..." text.
+        let bar = (show && kind == Kind::Merge && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(100);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "  merging [{bar:40}] {pos:>3}%  {elapsed_precise}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
+        });
         let mut printed = false;
-        let result = process::run(&cmd, deadline, &mut |e| {
-            match e {
+        let result = process::run(&cmd, deadline, &mut |e| match e {
             Event::Progress(p) => {
                 log::debug!("progress {p}%");
-                if show {
+                if let Some(bar) = &bar {
+                    bar.set_position(u64::from(p));
+                } else if show {
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "{p}%...");
                     let _ = err.flush();
@@ -145,8 +160,10 @@ impl VBoxManage {
                 for_.as_secs()
             ),
             Event::Stderr(_) => {}
-        }
         });
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         if printed {
             eprintln!();
         }
