@@ -134,6 +134,8 @@ pub enum Command {
     List,
     /// Discard the VM's changes back to a restore point
     Restore(crate::cmd::restore::Args),
+    /// Diagnose a VM read-only (each check ok/warn/fail with evidence); --fix repairs what cannot lose data
+    Doctor(crate::cmd::doctor::Args),
     /// Create (or --remove) a desktop / Start-menu shortcut that runs `vblaunch <VM>`
     Shortcut(crate::cmd::shortcut::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)

@@ -162,7 +162,10 @@ fn validate(file: &ConfigFile, text: &str, origin: &str) -> Result<()> {
     if file.settings_backups == Some(0) {
         return Err(fail(
             Code::Usage,
-            format!("{origin}{}: settings_backups must be at least 1", locate_key(text, "settings_backups")),
+            format!(
+                "{origin}{}: settings_backups must be at least 1",
+                locate_key(text, "settings_backups")
+            ),
         ));
     }
     for (key, v) in [

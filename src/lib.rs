@@ -158,6 +158,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => cmd::status::run(&ctx, args),
         Command::List => cmd::list::run(&ctx),
         Command::Restore(args) => cmd::restore::run(&ctx, args),
+        Command::Doctor(args) => cmd::doctor::run(&ctx, args),
         Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),
     }
 }

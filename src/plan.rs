@@ -1229,7 +1229,13 @@ mod tests {
     fn space<'a>(free: &'a dyn Fn(&Path) -> Option<u64>, margin: u64) -> Space<'a> {
         Space {
             free,
-            size: &|p: &Path| if p.ends_with("b0000000-0000-0000-0000-000000000000.vdi") { Some(1 << 30) } else { Some(8 << 20) },
+            size: &|p: &Path| {
+                if p.ends_with("b0000000-0000-0000-0000-000000000000.vdi") {
+                    Some(1 << 30)
+                } else {
+                    Some(8 << 20)
+                }
+            },
             margin,
         }
     }
@@ -1239,11 +1245,23 @@ mod tests {
         let t = chain(&["previous", "current"]);
         let p = plan(&t.vm, &t.media, &keep(2), &|_| true).unwrap();
         let free = |_: &Path| Some(100u64 << 20);
-        assert!(preflight(&t.vm, &t.media, &p, &space(&free, 64 << 20), None).unwrap().is_empty());
+        assert!(
+            preflight(&t.vm, &t.media, &p, &space(&free, 64 << 20), None)
+                .unwrap()
+                .is_empty()
+        );
         let r = preflight(&t.vm, &t.media, &p, &space(&free, 200 << 20), None).unwrap_err();
         assert_eq!(r.code, Code::Refused);
-        assert!(r.reason.contains("needs 208 MiB") && r.reason.contains("has 100 MiB free"), "{}", r.reason);
-        assert!(r.reason.contains(&format!("/vms/{BASE}.vdi")), "{}", r.reason);
+        assert!(
+            r.reason.contains("needs 208 MiB") && r.reason.contains("has 100 MiB free"),
+            "{}",
+            r.reason
+        );
+        assert!(
+            r.reason.contains(&format!("/vms/{BASE}.vdi")),
+            "{}",
+            r.reason
+        );
         // Two merges into the base add up (keep lowered from 3 to 1).
         let t = chain(&["previous-2", "previous", "current"]);
         let p = run(&t).unwrap();
@@ -1262,7 +1280,10 @@ mod tests {
         let p = run(&t).unwrap();
         let unknown = |_: &Path| None;
         let notes = preflight(&t.vm, &t.media, &p, &space(&unknown, 0), None).unwrap();
-        assert!(notes[0].contains("could not determine the free space"), "{notes:?}");
+        assert!(
+            notes[0].contains("could not determine the free space"),
+            "{notes:?}"
+        );
     }
 
     #[test]
@@ -1270,8 +1291,19 @@ mod tests {
         let t = chain(&["current"]);
         let p = run(&t).unwrap();
         let free = |_: &Path| Some(u64::MAX);
-        let r = preflight(&t.vm, &t.media, &p, &space(&free, 0), Some(Path::new("/vms/x.vbox-tmp"))).unwrap_err();
-        assert!(r.reason.contains("/vms/x.vbox-tmp") && r.reason.contains("doctor"), "{}", r.reason);
+        let r = preflight(
+            &t.vm,
+            &t.media,
+            &p,
+            &space(&free, 0),
+            Some(Path::new("/vms/x.vbox-tmp")),
+        )
+        .unwrap_err();
+        assert!(
+            r.reason.contains("/vms/x.vbox-tmp") && r.reason.contains("doctor"),
+            "{}",
+            r.reason
+        );
     }
 
     #[test]

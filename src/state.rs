@@ -6,6 +6,7 @@
 //! - `settings-backups/<time>/`: copies of the VM's `.vbox` (and `.vbox-prev`)
 //!   taken before the first change of each run (VirtualBox keeps only one
 //!   previous version).
+//!
 //! Files are written atomically (temp file, fsync, rename), so a power cut
 //! leaves the old or the new file, never a torn one.
 use std::io::Write;
@@ -158,7 +159,12 @@ impl JournalWriter {
 
 /// Copy the VM's settings files into a new timestamped backup folder and
 /// keep only the newest `keep` folders. Returns the folder.
-pub fn backup_settings(data_dir: &Path, vm_uuid: &str, cfg_file: &Path, keep: usize) -> Result<PathBuf> {
+pub fn backup_settings(
+    data_dir: &Path,
+    vm_uuid: &str,
+    cfg_file: &Path,
+    keep: usize,
+) -> Result<PathBuf> {
     let root = dir(data_dir, vm_uuid).join("settings-backups");
     let stamp = now().replace(':', "-");
     let mut target = root.join(&stamp);
@@ -167,14 +173,19 @@ pub fn backup_settings(data_dir: &Path, vm_uuid: &str, cfg_file: &Path, keep: us
         n += 1;
         target = root.join(format!("{stamp}-{n}"));
     }
-    std::fs::create_dir_all(&target).with_context(|| format!("cannot create {}", target.display()))?;
+    std::fs::create_dir_all(&target)
+        .with_context(|| format!("cannot create {}", target.display()))?;
     let mut copied = 0;
     for suffix in ["", "-prev"] {
-        let mut name = cfg_file.file_name().context("settings file has a name")?.to_os_string();
+        let mut name = cfg_file
+            .file_name()
+            .context("settings file has a name")?
+            .to_os_string();
         name.push(suffix);
         let src = cfg_file.with_file_name(&name);
         if src.is_file() {
-            let data = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
+            let data =
+                std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
             write_atomic(&target.join(&name), &data)?;
             copied += 1;
         }
@@ -202,7 +213,10 @@ pub fn backup_settings(data_dir: &Path, vm_uuid: &str, cfg_file: &Path, keep: us
 pub fn settings_backups(data_dir: &Path, vm_uuid: &str) -> Vec<PathBuf> {
     let root = dir(data_dir, vm_uuid).join("settings-backups");
     let mut all: Vec<PathBuf> = match std::fs::read_dir(&root) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect(),
         Err(_) => Vec::new(),
     };
     all.sort();
@@ -235,9 +249,11 @@ mod tests {
     fn journal_records_unfinished_steps() {
         let d = tempfile::tempdir().unwrap();
         let mut j = JournalWriter::start(d.path(), "vm", "fold").unwrap();
-        j.begin("take snapshot 'current'".into(), "vm", None).unwrap();
+        j.begin("take snapshot 'current'".into(), "vm", None)
+            .unwrap();
         j.end("ok").unwrap();
-        j.begin("delete snapshot {s}".into(), "vm", Some("s")).unwrap();
+        j.begin("delete snapshot {s}".into(), "vm", Some("s"))
+            .unwrap();
         // The process dies here: the next run reads the journal.
         let read = load_journal(d.path(), "vm").unwrap();
         assert_eq!(read.run, "fold");
@@ -263,8 +279,14 @@ mod tests {
         assert_eq!(all.len(), 3);
         assert_eq!(all.last(), made.last());
         let newest = all.last().unwrap();
-        assert_eq!(std::fs::read_to_string(newest.join("My VM.vbox")).unwrap(), "settings");
-        assert_eq!(std::fs::read_to_string(newest.join("My VM.vbox-prev")).unwrap(), "previous");
+        assert_eq!(
+            std::fs::read_to_string(newest.join("My VM.vbox")).unwrap(),
+            "settings"
+        );
+        assert_eq!(
+            std::fs::read_to_string(newest.join("My VM.vbox-prev")).unwrap(),
+            "previous"
+        );
         assert!(!made[0].exists(), "the oldest was pruned");
         assert!(backup_settings(d.path(), "vm", &vmdir.join("none.vbox"), 3).is_err());
     }

@@ -180,19 +180,24 @@ fn execute(
     for step in &plan.steps {
         let (what, snap) = match step {
             Step::Take { name, .. } => (format!("take snapshot '{name}'"), None),
-            Step::Rename { uuid, from, to } => {
-                (format!("rename snapshot {{{uuid}}} '{from}' to '{to}'"), Some(uuid.as_str()))
-            }
-            Step::Delete { uuid, name } => {
-                (format!("merge snapshot {{{uuid}}} '{name}'"), Some(uuid.as_str()))
-            }
+            Step::Rename { uuid, from, to } => (
+                format!("rename snapshot {{{uuid}}} '{from}' to '{to}'"),
+                Some(uuid.as_str()),
+            ),
+            Step::Delete { uuid, name } => (
+                format!("merge snapshot {{{uuid}}} '{name}'"),
+                Some(uuid.as_str()),
+            ),
         };
         journal.begin(what, &vm.uuid, snap)?;
         let result = run_step(vb, vm, step);
-        journal.end(match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => format!("failed: {e}"),
-        }.as_str())?;
+        journal.end(
+            match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("failed: {e}"),
+            }
+            .as_str(),
+        )?;
         if let Some(uuid) = result? {
             taken = Some(uuid);
         }

@@ -1,5 +1,6 @@
 //! One module per subcommand, and the preamble the mutating ones share.
 pub mod config;
+pub mod doctor;
 pub mod fold;
 pub mod list;
 pub mod restore;

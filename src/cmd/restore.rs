@@ -344,10 +344,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     for s in &plan.steps {
         journal.begin(format!("{s:?}"), &vm.uuid, None)?;
         let result = run_step(vb, vm, s);
-        journal.end(match &result {
-            Ok(()) => "ok".to_string(),
-            Err(e) => format!("failed: {e}"),
-        }.as_str())?;
+        journal.end(
+            match &result {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("failed: {e}"),
+            }
+            .as_str(),
+        )?;
         result?;
     }
     log::info!(

@@ -142,7 +142,8 @@ impl VBoxManage {
             bar
         });
         let mut printed = false;
-        let result = process::run(&cmd, deadline, &mut |e| match e {
+        let result = process::run(&cmd, deadline, &mut |e| {
+            match e {
             Event::Progress(p) => {
                 log::debug!("progress {p}%");
                 if let Some(bar) = &bar {
@@ -160,6 +161,7 @@ impl VBoxManage {
                 for_.as_secs()
             ),
             Event::Stderr(_) => {}
+        }
         });
         if let Some(bar) = bar {
             bar.finish_and_clear();
@@ -389,6 +391,90 @@ pub fn parse_taken_uuid(stdout: &str) -> Option<String> {
 /// Whether `path` names an existing file (a seam kept in one place).
 pub fn file_exists(path: &Path) -> bool {
     path.is_file()
+}
+
+/// Calls used by `vblaunch doctor` to diagnose and repair a VM that
+/// VirtualBox may not be able to read.
+impl VBoxManage {
+    /// `list vms --long`: (stdout, stderr) whatever the exit status. For an
+    /// inaccessible VM it prints `Name: <inaccessible!>`, its UUID and
+    /// `Config file:`, and the access error on stderr.
+    pub fn list_vms_long(&self) -> Result<(String, String)> {
+        let out = self.run(self.command(["list", "vms", "--long"]), Kind::Read)?;
+        Ok((out.stdout, out.stderr))
+    }
+
+    /// `showmediuminfo disk <path>`: opens (registers) the image if VirtualBox
+    /// did not know it, in memory only. Changes no file.
+    pub fn open_medium(&self, path: &Path) -> Result<Medium> {
+        let cmd = self.command([
+            OsString::from("showmediuminfo"),
+            OsString::from("disk"),
+            path.as_os_str().to_os_string(),
+        ]);
+        let out = self.run_ok(cmd.clone(), Kind::Read)?;
+        media::parse(&out.stdout).into_iter().next().ok_or_else(|| {
+            fail(
+                Code::VBoxManageFailed,
+                format!("`{cmd}` printed no medium: {}", out.stdout.trim()),
+            )
+        })
+    }
+
+    /// `setextradata <vm> <key> [<value>]` (no value deletes the key). VirtualBox
+    /// saves the VM's settings file (and its media registry) at once.
+    pub fn set_extra_data(&self, vm: &str, key: &str, value: Option<&str>) -> Result<()> {
+        let mut args = vec!["setextradata", vm, key];
+        args.extend(value);
+        self.run_ok(self.command(args), Kind::Mutate)?;
+        Ok(())
+    }
+
+    /// `storageattach <vm> --storagectl <ctl> --port P --device D --type hdd --medium <path>`.
+    pub fn attach_hdd(
+        &self,
+        vm: &str,
+        controller: &str,
+        port: u32,
+        device: u32,
+        medium: &Path,
+    ) -> Result<()> {
+        let cmd = self.command([
+            OsString::from("storageattach"),
+            vm.into(),
+            "--storagectl".into(),
+            controller.into(),
+            "--port".into(),
+            port.to_string().into(),
+            "--device".into(),
+            device.to_string().into(),
+            "--type".into(),
+            "hdd".into(),
+            "--medium".into(),
+            medium.as_os_str().to_os_string(),
+        ]);
+        self.run_ok(cmd, Kind::Mutate)?;
+        Ok(())
+    }
+
+    /// `closemedium disk <uuid>`: forget a medium (never deletes its file).
+    pub fn close_medium(&self, uuid: &str) -> Result<()> {
+        self.run_ok(self.command(["closemedium", "disk", uuid]), Kind::Mutate)?;
+        Ok(())
+    }
+
+    /// `unregistervm <vm>` (without --delete: every file stays).
+    pub fn unregister_vm(&self, vm: &str) -> Result<()> {
+        self.run_ok(self.command(["unregistervm", vm]), Kind::Mutate)?;
+        Ok(())
+    }
+
+    /// `registervm <settings file>`.
+    pub fn register_vm(&self, cfg: &Path) -> Result<()> {
+        let cmd = self.command([OsString::from("registervm"), cfg.as_os_str().to_os_string()]);
+        self.run_ok(cmd, Kind::Mutate)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

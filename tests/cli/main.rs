@@ -6,6 +6,10 @@ mod support;
 // Everything runs on Linux; the Windows build (under Wine in CI) runs the
 // modules that do not depend on Unix processes and paths.
 mod basics;
+#[cfg(target_os = "linux")]
+mod crash;
+#[cfg(unix)]
+mod doctor;
 #[cfg(unix)]
 mod fake_fidelity;
 #[cfg(unix)]

@@ -228,3 +228,75 @@ fn real_status_json_on_a_managed_vm() {
     assert_eq!(j["vms"][0]["safe_to_back_up"], true);
     assert_eq!(j["vms"][0]["chain"].as_array().unwrap().len(), 2);
 }
+
+/// Kill vblaunch (SIGKILL) at pseudo-random moments of `fold --keep 2`,
+/// `rounds` times; after each kill the next fold must converge: exit 0, a
+/// linear chain of vblaunch snapshots, and the disk content unchanged.
+#[cfg(target_os = "linux")]
+fn kill_rounds(test: &str, rounds: u64) {
+    let Some(backend) = real_backend(test) else {
+        return;
+    };
+    let w = World::new(backend);
+    let vm = w.create_vm("Killed", 16);
+    assert_eq!(w.vblaunch(&["fold", "Killed", "--keep", "2"]).code, 0);
+    let seed: u64 = std::env::var("VBLAUNCH_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    let mut x = seed | 1;
+    for round in 0..rounds {
+        // xorshift64: reproducible "random" kill times (print the seed to replay).
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = std::time::Duration::from_millis(x % 700);
+        let leaf = w.leaf(&vm.uuid);
+        w.write_bytes(&leaf, 4096 * (round % 200), &format!("round {round}"));
+        let content = w.content(&leaf);
+        kill_vblaunch(
+            &w,
+            &["fold", "Killed", "--keep", "2"],
+            &[],
+            Some(delay),
+            false,
+        );
+        let r = w.vblaunch(&["fold", "Killed", "--keep", "2"]);
+        let ctx = format!("seed {seed}, round {round}, killed after {delay:?}");
+        assert_eq!(r.code, 0, "{ctx}: {r}");
+        let info = w.info(&vm.uuid);
+        let (own, off) = vblaunch::plan::own_snapshots(&info, "current", false);
+        assert!(
+            off.is_empty() && (1..=2).contains(&own.len()),
+            "{ctx}: {}",
+            w.state(&vm.uuid)
+        );
+        assert_eq!(
+            vblaunch::plan::current_path(&info).len(),
+            info.snapshots.len(),
+            "{ctx}"
+        );
+        assert_folded(&w, &vm.uuid, "current");
+        assert!(
+            w.content(&w.leaf(&vm.uuid)) == content,
+            "{ctx}: the disk content changed"
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn real_kill_9_at_random_moments_converges() {
+    let rounds = std::env::var("VBLAUNCH_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    kill_rounds("real_kill_9_at_random_moments_converges", rounds);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "long: 50 randomized kills; run with `cargo test -- --ignored`"]
+fn real_kill_9_fifty_times_long() {
+    kill_rounds("real_kill_9_fifty_times_long", 50);
+}

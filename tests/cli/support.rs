@@ -112,6 +112,10 @@ impl World {
         }
     }
 
+    pub fn base_env_pub(&self, cmd: &mut Command) {
+        self.base_env(cmd)
+    }
+
     fn base_env(&self, cmd: &mut Command) {
         cmd.env_clear()
             .env("HOME", self.path("home"))
@@ -474,4 +478,116 @@ pub fn assert_restore_points(w: &World, vm: &str, own: usize) {
         "{}",
         w.state(vm)
     );
+}
+
+/// Processes started for this world (their environment names its
+/// VBOX_USER_HOME) that are still running, other than VirtualBox's own
+/// lingering service processes.
+#[cfg(target_os = "linux")]
+pub fn world_processes(w: &World) -> Vec<u32> {
+    let needle = format!("VBOX_USER_HOME={}", w.path("vbox").display());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "VBoxSVC" || comm.trim() == "VBoxXPCOMIPCD" {
+            continue;
+        }
+        if let Ok(env) = std::fs::read(e.path().join("environ")) {
+            if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Run vblaunch and SIGKILL it once its stderr contains `marker` (or, with
+/// `after`, that long after it started). VBoxManage calls it started keep
+/// running (they are in their own process group, as after a real crash of
+/// the launcher); `orphans` says whether to kill them too (a hanging fake)
+/// or wait for them to finish (real VirtualBox).
+#[cfg(target_os = "linux")]
+pub fn kill_vblaunch(
+    w: &World,
+    args: &[&str],
+    marker: &[&str],
+    after: Option<std::time::Duration>,
+    kill_orphans: bool,
+) -> String {
+    use std::io::Read;
+    let mut cmd = Command::new(VBLAUNCH);
+    w.base_env_pub(&mut cmd);
+    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    // The markers must appear in this order (e.g. a step's log line, then the
+    // progress its VBoxManage call prints: the call is then running).
+    let found = |text: &str| {
+        let mut at = 0;
+        marker.iter().all(|m| match text[at..].find(m) {
+            Some(i) => {
+                at += i + m.len();
+                true
+            }
+            None => false,
+        })
+    };
+    if !marker.is_empty() {
+        let mut buf = [0u8; 256];
+        while !found(&String::from_utf8_lossy(&seen)) {
+            let n = err.read(&mut buf).unwrap();
+            if std::env::var_os("VBLAUNCH_TEST_DEBUG").is_some() {
+                eprintln!(
+                    "[kill_vblaunch] read {n}: {:?}",
+                    String::from_utf8_lossy(&buf[..n])
+                );
+            }
+            assert!(
+                n > 0,
+                "vblaunch ended before {marker:?}: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    if let Some(d) = after {
+        // The interruption point itself, not a synchronisation.
+        std::thread::sleep(d);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let left = world_processes(w);
+        if left.is_empty() {
+            break;
+        }
+        if std::env::var_os("VBLAUNCH_TEST_DEBUG").is_some() {
+            for pid in &left {
+                let comm =
+                    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                eprintln!("[kill_vblaunch] left {pid}: {comm:?}");
+            }
+        }
+        if kill_orphans {
+            for pid in &left {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "orphaned VBoxManage calls did not end: {left:?}"
+        );
+        // Waiting for processes that are not our children to exit: poll.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    String::from_utf8_lossy(&seen).into_owned()
 }
