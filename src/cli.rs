@@ -55,7 +55,8 @@ const AFTER_HELP: &str = concat!(
         "   9  a VBoxManage command failed\n",
         "  10  after the fold VirtualBox does not hold what vblaunch expected\n",
         "  11  the VM did not start (the fold was kept)\n",
-        "  12  a file exists (or was changed) and --force was not given"
+        "  12  a file exists (or was changed) and --force was not given\n",
+        "  13  a hook failed (before_fold: nothing was changed)"
 );
 
 #[derive(Debug, Args, Clone, Default)]
@@ -91,6 +92,10 @@ pub struct Global {
     /// Also fold a managed-name snapshot that vblaunch did not take (e.g. from the old launcher script)
     #[arg(long, global = true)]
     pub adopt: bool,
+
+    /// After starting the VM, stay until its session ends (then fold_on_exit and after_exit hooks) [config: wait]
+    #[arg(long, global = true)]
+    pub wait: bool,
 
     /// On failure, wait for Enter before exiting (shortcuts pass it: their window would close)
     #[arg(long, global = true)]

@@ -22,6 +22,17 @@ pub const DEFAULT_MERGE_STALL_WARNING_SECS: u64 = 120;
 /// VirtualBox allows 250 snapshots per VM; more restore points than this make no sense.
 pub const MAX_KEEP: u32 = 100;
 
+/// `[hooks]` (defaults) or `[vm."…".hooks]`: argv arrays per event.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    pub before_fold: Option<Vec<String>>,
+    pub after_fold: Option<Vec<String>>,
+    pub after_start: Option<Vec<String>>,
+    pub after_exit: Option<Vec<String>>,
+    pub timeout_secs: Option<u64>,
+}
+
 /// Settings that may be given globally or per VM.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +43,9 @@ pub struct VmTable {
     pub guard_processes: Option<Vec<String>>,
     pub wait_timeout_secs: Option<u64>,
     pub keep: Option<u32>,
+    pub wait: Option<bool>,
+    pub fold_on_exit: Option<bool>,
+    pub hooks: Option<Hooks>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
@@ -45,10 +59,35 @@ pub struct ConfigFile {
     pub keep: Option<u32>,
     pub settings_backups: Option<u32>,
     pub merge_free_space_margin_mb: Option<u64>,
+    pub wait: Option<bool>,
+    pub fold_on_exit: Option<bool>,
+    pub wait_poll_ms: Option<u64>,
+    pub hooks: Option<Hooks>,
     pub call_timeout_secs: Option<u64>,
     pub merge_stall_warning_secs: Option<u64>,
     #[serde(default)]
     pub vm: BTreeMap<String, VmTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EffectiveHooks {
+    pub before_fold: Option<Vec<String>>,
+    pub after_fold: Option<Vec<String>>,
+    pub after_start: Option<Vec<String>>,
+    pub after_exit: Option<Vec<String>>,
+    pub timeout: Duration,
+}
+
+impl EffectiveHooks {
+    pub fn get(&self, e: crate::hooks::Event) -> Option<&[String]> {
+        use crate::hooks::Event::*;
+        match e {
+            BeforeFold => self.before_fold.as_deref(),
+            AfterFold => self.after_fold.as_deref(),
+            AfterStart => self.after_start.as_deref(),
+            AfterExit => self.after_exit.as_deref(),
+        }
+    }
 }
 
 /// The loaded file (or none) and where it came from.
@@ -74,6 +113,14 @@ pub struct Effective {
     pub settings_backups: usize,
     /// Free space required beyond the merged data, in bytes.
     pub merge_margin: u64,
+    /// Stay until the VM's session ends.
+    pub wait: bool,
+    /// After the VM powers off (while waiting), merge the session into the base.
+    pub fold_on_exit: bool,
+    /// First interval between state polls while waiting (grows to 15 s).
+    pub wait_poll: Duration,
+    /// The hook per event (per VM, else global).
+    pub hooks: EffectiveHooks,
     pub call_timeout: Duration,
     pub merge_stall_warning: Duration,
 }
@@ -157,6 +204,29 @@ fn validate(file: &ConfigFile, text: &str, origin: &str) -> Result<()> {
                     locate_key(text, "keep")
                 ),
             ));
+        }
+    }
+    let hook_tables = std::iter::once(file.hooks.as_ref())
+        .chain(file.vm.values().map(|t| t.hooks.as_ref()))
+        .flatten();
+    for h in hook_tables {
+        for (name, argv) in [
+            ("before_fold", &h.before_fold),
+            ("after_fold", &h.after_fold),
+            ("after_start", &h.after_start),
+            ("after_exit", &h.after_exit),
+        ] {
+            if let Some(argv) = argv {
+                if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                    return Err(fail(
+                        Code::Usage,
+                        format!(
+                            "{origin}{}: the {name} hook must be a non-empty argv array, e.g. [\"restic\", \"backup\", \"…\"]",
+                            locate_key(text, name)
+                        ),
+                    ));
+                }
+            }
         }
     }
     if file.settings_backups == Some(0) {
@@ -268,6 +338,23 @@ impl Config {
             keep: t.and_then(|t| t.keep).or(f.keep).unwrap_or(1) as usize,
             settings_backups: f.settings_backups.unwrap_or(10).max(1) as usize,
             merge_margin: f.merge_free_space_margin_mb.unwrap_or(256) << 20,
+            wait: t.and_then(|t| t.wait).or(f.wait).unwrap_or(false),
+            fold_on_exit: t
+                .and_then(|t| t.fold_on_exit)
+                .or(f.fold_on_exit)
+                .unwrap_or(false),
+            wait_poll: Duration::from_millis(f.wait_poll_ms.unwrap_or(2000).max(10)),
+            hooks: {
+                let g = f.hooks.clone().unwrap_or_default();
+                let v = t.and_then(|t| t.hooks.clone()).unwrap_or_default();
+                EffectiveHooks {
+                    before_fold: v.before_fold.or(g.before_fold),
+                    after_fold: v.after_fold.or(g.after_fold),
+                    after_start: v.after_start.or(g.after_start),
+                    after_exit: v.after_exit.or(g.after_exit),
+                    timeout: Duration::from_secs(v.timeout_secs.or(g.timeout_secs).unwrap_or(600)),
+                }
+            },
             call_timeout: Duration::from_secs(
                 f.call_timeout_secs.unwrap_or(DEFAULT_CALL_TIMEOUT_SECS),
             ),
@@ -293,6 +380,48 @@ mod tests {
         assert_eq!(e.wait_timeout, None);
         assert_eq!(e.vboxmanage, None);
         assert_eq!(e.keep, 1);
+        assert!(!e.wait && !e.fold_on_exit);
+        assert_eq!(
+            e.hooks,
+            EffectiveHooks {
+                timeout: Duration::from_secs(600),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn hooks_per_vm_override_the_defaults_event_by_event() {
+        let text = r#"
+[hooks]
+after_fold = ["restic", "backup", "/vms"]
+before_fold = ["true"]
+timeout_secs = 60
+
+[vm."A"]
+wait = true
+fold_on_exit = true
+[vm."A".hooks]
+after_fold = ["robocopy", "x", "y"]
+"#;
+        let c = Config {
+            file: from_toml_str(text, "h.toml").unwrap(),
+            path: None,
+        };
+        let a = c.effective(&["A"]);
+        assert!(a.wait && a.fold_on_exit);
+        assert_eq!(a.hooks.after_fold.as_deref().unwrap()[0], "robocopy");
+        assert_eq!(a.hooks.before_fold.as_deref().unwrap()[0], "true");
+        assert_eq!(a.hooks.timeout, Duration::from_secs(60));
+        let b = c.effective(&["B"]);
+        assert_eq!(b.hooks.after_fold.as_deref().unwrap()[0], "restic");
+        assert!(!b.wait);
+        let err = from_toml_str("[hooks]\nafter_fold = []\n", "h.toml").unwrap_err();
+        assert!(format!("{err:#}").starts_with("h.toml:2:"), "{err:#}");
+        assert!(
+            from_toml_str("[hooks]\nafter_fold = \"restic backup\"\n", "h.toml").is_err(),
+            "a shell string is not an argv"
+        );
     }
 
     #[test]
@@ -372,6 +501,14 @@ vboxmanage = "/opt/vb/VBoxManage"
             "keep",
             "settings_backups",
             "merge_free_space_margin_mb",
+            "wait",
+            "fold_on_exit",
+            "wait_poll_ms",
+            "before_fold",
+            "after_fold",
+            "after_start",
+            "after_exit",
+            "timeout_secs",
             "call_timeout_secs",
             "merge_stall_warning_secs",
         ] {

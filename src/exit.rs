@@ -35,6 +35,8 @@ pub enum Code {
     StartFailed = 11,
     /// A file vblaunch would write (or remove) exists (or was changed); nothing was done.
     Exists = 12,
+    /// A hook failed (a failing before_fold hook stops the launch before any change).
+    HookFailed = 13,
 }
 
 impl Code {
@@ -58,7 +60,8 @@ Exit codes:
    9  a VBoxManage command failed
   10  after the fold VirtualBox does not hold what vblaunch expected
   11  the VM did not start (the fold was kept)
-  12  a file exists (or was changed) and --force was not given";
+  12  a file exists (or was changed) and --force was not given
+  13  a hook failed (before_fold: nothing was changed)";
 
 /// A failure the exit status must reflect.
 #[derive(Debug)]
@@ -117,7 +120,7 @@ mod tests {
 
     #[test]
     fn help_table_lists_every_code() {
-        for code in 0..=12u8 {
+        for code in 0..=13u8 {
             assert!(
                 EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
                 "code {code} missing from the help table"

@@ -510,8 +510,9 @@ pub fn plan(
         }
         match current {
             None => notes.push(format!(
-                "First run for VM '{}': taking snapshot '{name}'; from now on the base disk \
-                 stays frozen while the VM runs.",
+                "VM '{}' has no vblaunch snapshot yet (first run, or folded when it last shut \
+                 down): taking snapshot '{name}'; from now on the base disk stays frozen while \
+                 the VM runs.",
                 vm.name
             )),
             Some(cur) => notes.push(format!(
@@ -638,6 +639,61 @@ pub fn plan(
         notes,
         disks,
         own_after,
+    })
+}
+
+/// The fold after the VM shut down (`fold_on_exit`): merge the session (the
+/// current snapshot) into its parent and take nothing — the VM is off, so
+/// nothing writes to the base until the next launch, which takes a fresh
+/// snapshot before it starts the VM. Only with keep = 1: restore points live
+/// above the base, so with them the base cannot hold today's work.
+pub fn plan_exit_fold(
+    vm: &VmInfo,
+    media: &[Medium],
+    policy: &Policy<'_>,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<Plan, Refusal> {
+    if policy.keep > 1 {
+        return Err(refuse(
+            Code::Refused,
+            format!(
+                "fold_on_exit is skipped for VM '{}': with keep = {} the session stays a restore \
+                 point and is folded at a later launch.",
+                vm.name, policy.keep
+            ),
+        ));
+    }
+    if !matches!(vm.state.as_str(), "poweroff" | "aborted") {
+        return Err(refuse(
+            Code::VmState,
+            format!(
+                "VM '{}' was not shut down (state: {}); a saved session is folded at the next \
+                 launch instead.",
+                vm.name, vm.state
+            ),
+        ));
+    }
+    let full = plan(vm, media, policy, exists)?;
+    // Same checks as a launch; keep only the merges (no new snapshot).
+    let steps: Vec<Step> = full
+        .steps
+        .into_iter()
+        .filter(|s| matches!(s, Step::Delete { .. }))
+        .collect();
+    if steps.is_empty() {
+        return Err(refuse(
+            Code::Refused,
+            format!("VM '{}' has no vblaunch snapshot to fold.", vm.name),
+        ));
+    }
+    Ok(Plan {
+        steps,
+        notes: vec![format!(
+            "VM '{}' shut down: merging its session into the base disk(s) now.",
+            vm.name
+        )],
+        disks: full.disks,
+        own_after: 0,
     })
 }
 
@@ -849,7 +905,11 @@ mod tests {
     fn no_snapshots_takes_current_to_adopt_the_vm() {
         let p = run(&tree(&[], None)).unwrap();
         assert_eq!(p.steps, [take()]);
-        assert!(p.notes[0].contains("First run"), "{:?}", p.notes);
+        assert!(
+            p.notes[0].contains("no vblaunch snapshot yet"),
+            "{:?}",
+            p.notes
+        );
         assert_eq!(p.disks[0].uuid, BASE);
         assert_eq!(p.own_after, 1);
     }
@@ -1304,6 +1364,26 @@ mod tests {
             "{}",
             r.reason
         );
+    }
+
+    #[test]
+    fn exit_fold_merges_the_session_and_takes_nothing() {
+        let t = chain(&["current"]);
+        let p = plan_exit_fold(&t.vm, &t.media, &policy(), &|_| true).unwrap();
+        assert_eq!(p.steps, [del(0, "current")]);
+        assert_eq!(p.own_after, 0);
+        let mut saved = chain(&["current"]);
+        saved.vm.state = "saved".into();
+        assert_eq!(
+            plan_exit_fold(&saved.vm, &saved.media, &policy(), &|_| true)
+                .unwrap_err()
+                .code,
+            Code::VmState
+        );
+        let e = plan_exit_fold(&t.vm, &t.media, &keep(2), &|_| true).unwrap_err();
+        assert!(e.reason.contains("keep = 2"), "{}", e.reason);
+        let none = tree(&[], None);
+        assert!(plan_exit_fold(&none.vm, &none.media, &policy(), &|_| true).is_err());
     }
 
     #[test]

@@ -271,6 +271,9 @@ pub fn run(
         }
     };
     let Some(status) = status else {
+        if cmd.detach_from_terminal_signals {
+            kill_group(child.id());
+        }
         let _ = child.kill();
         let _ = child.wait();
         let _ = stderr_thread.join();
@@ -293,6 +296,21 @@ pub fn run(
         duration: start.elapsed(),
     })
 }
+
+/// Kill a process group we created (the child is its leader), so that a
+/// program killed at its deadline takes what it started with it.
+#[cfg(unix)]
+fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[cfg(not(unix))]
+fn kill_group(_pgid: u32) {}
 
 #[cfg(unix)]
 fn detach(command: &mut Command) {

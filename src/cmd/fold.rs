@@ -18,15 +18,208 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context as _, Result};
 
 use crate::exit::{fail, Code};
+use crate::hooks;
 use crate::plan::{self, Plan, Step};
 use crate::vbox::{Medium, StartType, VBoxManage, VmInfo};
 use crate::Context;
 
 pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
+    let session = super::open(ctx, vm_arg)?;
+    let hook_vm = fold(ctx, &session, start)?;
+    let (vb, vm, eff) = session.release();
+    if start && !ctx.global.dry_run && (ctx.global.wait || eff.wait) {
+        // Nobody may be watching the terminal by the time the VM shuts down.
+        wait_and_exit(ctx, &vb, &vm, &eff, hook_vm).inspect_err(|e| {
+            // VirtualBox's words (the root cause) first: notifications are short.
+            let body = format!("{}\n\n{e}", e.root_cause());
+            crate::notify::failure(&format!("vblaunch: VM '{}'", vm.name), &body);
+        })?;
+    }
+    Ok(())
+}
+
+fn hook_vm(vm: &VmInfo, media: &[Medium]) -> hooks::Vm {
+    hooks::Vm {
+        name: vm.name.clone(),
+        uuid: vm.uuid.clone(),
+        dir: vm
+            .cfg_file
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        base_disks: base_disks(vm, media),
+    }
+}
+
+/// Run a hook; a failure is a warning (the caller decides for before_fold).
+fn hook(eff: &crate::config::Effective, event: hooks::Event, vm: &hooks::Vm) -> Result<()> {
+    match eff.hooks.get(event) {
+        Some(argv) => hooks::run(event, argv, vm, eff.hooks.timeout),
+        None => Ok(()),
+    }
+}
+
+fn hook_warn(eff: &crate::config::Effective, event: hooks::Event, vm: &hooks::Vm) {
+    if let Err(e) = hook(eff, event, vm) {
+        log::warn!("{e:#}");
+    }
+}
+
+/// Wait for the VM's session to end: its state leaves running/paused/…
+/// and no process holds its session. Polls, slower as time goes by.
+fn wait_for_exit(vb: &VBoxManage, uuid: &str, first: std::time::Duration) -> Result<VmInfo> {
+    let mut pause = first;
+    loop {
+        let vm = vb.show_vm_info(uuid)?;
+        let off = matches!(
+            vm.state.as_str(),
+            "poweroff" | "aborted" | "saved" | "aborted-saved" | "abortedsaved"
+        );
+        if off && vm.session_name.is_none() {
+            return Ok(vm);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 3 / 2).min(std::time::Duration::from_secs(15));
+    }
+}
+
+fn wait_and_exit(
+    ctx: &Context,
+    vb: &VBoxManage,
+    vm: &VmInfo,
+    eff: &crate::config::Effective,
+    hook_vm: Option<hooks::Vm>,
+) -> Result<()> {
+    log::info!(
+        "Waiting for VM '{}' to shut down (Ctrl-C stops waiting; the VM keeps running)…",
+        vm.name
+    );
+    let ended = wait_for_exit(vb, &vm.uuid, eff.wait_poll)?;
+    log::info!("VM '{}' has stopped (state: {}).", vm.name, ended.state);
+    if let Some(h) = &hook_vm {
+        hook_warn(eff, hooks::Event::AfterExit, h);
+    }
+    if eff.fold_on_exit {
+        exit_fold(ctx, &vm.uuid)?;
+    }
+    Ok(())
+}
+
+/// `fold_on_exit`: merge the session into the base right away (no new snapshot).
+fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
+    let session = super::open(ctx, uuid)?;
+    let super::Session {
+        vb, vm, media, eff, ..
+    } = &session;
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let keep = ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep);
+    let policy = plan::Policy {
+        snapshot_name: &eff.snapshot_name,
+        keep,
+        adopt: false,
+        now_iso8601: &now,
+    };
+    let plan = match plan::plan_exit_fold(vm, media, &policy, &crate::vbox::file_exists) {
+        Ok(p) => p,
+        Err(r) if r.code == Code::VmState || keep > 1 => {
+            log::info!("{}", r.reason);
+            return Ok(());
+        }
+        Err(r) => return Err(fail(r.code, r.reason)),
+    };
+    check_space(vm, media, &plan, eff)?;
+    for note in &plan.notes {
+        log::info!("{note}");
+    }
+    let h = hook_vm(vm, media);
+    hook(eff, hooks::Event::BeforeFold, &h)?;
+    let merged_bytes = bytes_to_merge(vm, media, &plan);
+    let t = Instant::now();
+    backup_settings(ctx, vm, eff.settings_backups)?;
+    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "fold on exit")?;
+    execute(vb, vm, &plan, &mut journal)?;
+    let (after, media_after) = vb.read_vm(&vm.uuid)?;
+    let (own, off) = plan::own_snapshots(&after, &eff.snapshot_name, false);
+    if !own.is_empty() || !off.is_empty() {
+        return Err(fail(
+            Code::Verification,
+            format!(
+                "after folding VM '{}' on exit, vblaunch snapshots remain ({}); the next launch \
+                 will look at them again",
+                vm.name,
+                own.len() + off.len()
+            ),
+        ));
+    }
+    record_fold(ctx, vm, t, merged_bytes, "", 0);
+    let h = hook_vm(&after, &media_after);
+    log::info!(
+        "VM '{}' folded on exit in {:.1} s: its base disk(s) hold today's work: {}",
+        vm.name,
+        t.elapsed().as_secs_f64(),
+        h.base_disks
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    hook_warn(eff, hooks::Event::AfterFold, &h);
+    Ok(())
+}
+
+fn check_space(
+    vm: &VmInfo,
+    media: &[Medium],
+    plan: &Plan,
+    eff: &crate::config::Effective,
+) -> Result<()> {
+    let disks = crate::disk::FreeSpace::new();
+    let free = |p: &std::path::Path| disks.free(p);
+    let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
+    let space = plan::Space {
+        free: &free,
+        size: &size,
+        margin: eff.merge_margin,
+    };
+    let leftover = leftover_settings(vm);
+    for note in plan::preflight(vm, media, plan, &space, leftover.as_deref())
+        .map_err(|r| fail(r.code, r.reason))?
+    {
+        log::warn!("{note}");
+    }
+    Ok(())
+}
+
+fn record_fold(
+    ctx: &Context,
+    vm: &VmInfo,
+    t: Instant,
+    bytes: u64,
+    snapshot: &str,
+    restore_points: usize,
+) {
+    let record = crate::state::VmState {
+        last_fold: Some(crate::state::LastFold {
+            finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            duration_ms: t.elapsed().as_millis() as u64,
+            bytes_merged: bytes,
+            snapshot: snapshot.to_string(),
+            restore_points,
+        }),
+    };
+    if let Err(e) = crate::state::save(&ctx.data_dir, &vm.uuid, &record) {
+        log::warn!("could not record the fold for `vblaunch status`: {e:#}");
+    }
+}
+
+/// The launch's fold (and start). Returns what hooks need to know of the VM
+/// after the fold (None for a dry run).
+fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<hooks::Vm>> {
     let t0 = Instant::now();
     let super::Session {
         vb, vm, media, eff, ..
-    } = &super::open(ctx, vm_arg)?;
+    } = session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let keep = ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep);
     let policy = plan::Policy {
@@ -38,20 +231,7 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
     report_interrupted_run(ctx, vm);
     let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)
         .map_err(|r| fail(r.code, r.reason))?;
-    let disks = crate::disk::FreeSpace::new();
-    let free = |p: &std::path::Path| disks.free(p);
-    let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
-    let space = plan::Space {
-        free: &free,
-        size: &size,
-        margin: eff.merge_margin,
-    };
-    let leftover = leftover_settings(vm);
-    for note in plan::preflight(vm, media, &plan, &space, leftover.as_deref())
-        .map_err(|r| fail(r.code, r.reason))?
-    {
-        log::warn!("{note}");
-    }
+    check_space(vm, media, &plan, eff)?;
     for note in &plan.notes {
         log::info!("{note}");
     }
@@ -59,14 +239,22 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
 
     if ctx.global.dry_run {
         print_dry_run(vb, vm, &plan, start.then_some(start_type));
-        return Ok(());
+        return Ok(None);
     }
+    hook(eff, hooks::Event::BeforeFold, &hook_vm(vm, media)).map_err(|e| {
+        e.context(format!(
+            "VM '{}': the launch stops here; nothing was changed",
+            vm.name
+        ))
+    })?;
 
     let merged_bytes = bytes_to_merge(vm, media, &plan);
     let t_exec = Instant::now();
     backup_settings(ctx, vm, eff.settings_backups)?;
     let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "fold")?;
-    let taken = execute(vb, vm, &plan, &mut journal)?;
+    let taken = execute(vb, vm, &plan, &mut journal)
+        .map_err(|e| e.context("the VM was not started"))?
+        .ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))?;
 
     // Verify what VirtualBox now holds.
     let (after, media_after) = vb
@@ -89,18 +277,7 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
             ),
         ));
     }
-    let record = crate::state::VmState {
-        last_fold: Some(crate::state::LastFold {
-            finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            duration_ms: t_exec.elapsed().as_millis() as u64,
-            bytes_merged: merged_bytes,
-            snapshot: taken.clone(),
-            restore_points: plan.own_after - 1,
-        }),
-    };
-    if let Err(e) = crate::state::save(&ctx.data_dir, &vm.uuid, &record) {
-        log::warn!("could not record the fold for `vblaunch status`: {e:#}");
-    }
+    record_fold(ctx, vm, t_exec, merged_bytes, &taken, plan.own_after - 1);
     let bases: Vec<String> = base_disks(&after, &media_after)
         .iter()
         .map(|p| p.display().to_string())
@@ -115,6 +292,9 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
         if bases.len() == 1 { "s" } else { "" },
         bases.join(", ")
     );
+    let h = hook_vm(&after, &media_after);
+    // The base disks are consistent now and the lock is held: the backup's moment.
+    hook_warn(eff, hooks::Event::AfterFold, &h);
 
     if start {
         vb.start_vm(&vm.uuid, start_type).map_err(|e| {
@@ -128,8 +308,9 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
             )
         })?;
         log::info!("Started VM '{}' ({}).", vm.name, start_type.as_str());
+        hook_warn(eff, hooks::Event::AfterStart, &h);
     }
-    Ok(())
+    Ok(Some(h))
 }
 
 /// Size on disk of the differencing images the plan's deletions merge.
@@ -175,7 +356,7 @@ fn execute(
     vm: &VmInfo,
     plan: &Plan,
     journal: &mut crate::state::JournalWriter,
-) -> Result<String> {
+) -> Result<Option<String>> {
     let mut taken = None;
     for step in &plan.steps {
         let (what, snap) = match step {
@@ -202,7 +383,7 @@ fn execute(
             taken = Some(uuid);
         }
     }
-    taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))
+    Ok(taken)
 }
 
 /// One step; returns the UUID of a snapshot it took.
@@ -241,10 +422,9 @@ fn run_step(vb: &VBoxManage, vm: &VmInfo, step: &Step) -> Result<Option<String>>
                 let t = Instant::now();
                 vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
                     e.context(format!(
-                        "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. The new snapshot \
-                         was taken, so the base disk is frozen; VirtualBox removes a snapshot only \
-                         once its merge is complete, so no data is lost and running vblaunch again \
-                         repeats the merge. The VM was not started",
+                        "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. VirtualBox \
+                         removes a snapshot only once its merge is complete, so no data is lost \
+                         and running vblaunch again repeats the merge",
                         vm.name
                     ))
                 })?;

@@ -25,6 +25,13 @@ pub struct Session {
     _locks: Vec<VmLock>,
 }
 
+impl Session {
+    /// Let other vblaunch runs work on the VM again (e.g. while `--wait` waits).
+    pub fn release(self) -> (VBoxManage, VmInfo, Effective) {
+        (self.vb, self.vm, self.eff)
+    }
+}
+
 fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
     WaitPolicy {
         no_wait: ctx.global.no_wait,

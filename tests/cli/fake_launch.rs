@@ -89,7 +89,7 @@ fn first_launch_takes_current_by_uuid_verifies_and_starts() {
     assert_eq!(c[5], format!("startvm {} --type gui", vm.uuid));
     assert_folded(&w, &vm.uuid, "current");
     assert_eq!(w.info(&vm.uuid).state, "running");
-    assert!(r.stderr.contains("First run"), "{r}");
+    assert!(r.stderr.contains("no vblaunch snapshot yet"), "{r}");
     assert!(
         r.stderr
             .contains(&format!("safe to back up: {}", vm.base.display())),

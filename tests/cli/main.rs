@@ -18,4 +18,6 @@ mod fake_launch;
 mod real_vbox;
 #[cfg(unix)]
 mod restore_points;
+#[cfg(target_os = "linux")]
+mod session;
 mod shortcut;

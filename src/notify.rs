@@ -1,0 +1,76 @@
+//! Tell the user about a failure when no terminal is watching (a shortcut
+//! launch, or the end of a `--wait` session): a desktop notification where
+//! that is the norm — `notify-send` on Linux desktops, Notification Center on
+//! macOS. On Windows the shortcut's console window stays open instead
+//! (`--pause-on-error`). Best effort: a missing notifier is only logged.
+use std::process::{Command, Stdio};
+
+use crate::vbox::locate::Os;
+
+/// The notifier command for `os`, if one applies.
+pub fn command(os: Os, title: &str, body: &str) -> Option<(String, Vec<String>)> {
+    let body: String = body.chars().take(1000).collect();
+    match os {
+        Os::Linux => Some((
+            "notify-send".into(),
+            vec![
+                "--app-name=vblaunch".into(),
+                "--urgency=critical".into(),
+                title.into(),
+                body,
+            ],
+        )),
+        Os::MacOs => Some((
+            "osascript".into(),
+            vec![
+                "-e".into(),
+                format!(
+                    "display notification {} with title {}",
+                    applescript_string(&body),
+                    applescript_string(title)
+                ),
+            ],
+        )),
+        Os::Windows => None,
+    }
+}
+
+fn applescript_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+pub fn failure(title: &str, body: &str) {
+    let Some((program, args)) = command(Os::current(), title, body) else {
+        return;
+    };
+    match Command::new(&program)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => log::debug!("notified the desktop with {program}"),
+        Ok(s) => log::debug!("{program} failed ({s})"),
+        Err(e) => log::debug!("no desktop notification ({program}: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifier_per_os() {
+        let (p, a) = command(Os::Linux, "t", "b").unwrap();
+        assert_eq!(p, "notify-send");
+        assert_eq!(a[2..], ["t".to_string(), "b".to_string()]);
+        let (p, a) = command(Os::MacOs, "vblaunch", "say \"hi\"").unwrap();
+        assert_eq!(p, "osascript");
+        assert_eq!(
+            a[1],
+            "display notification \"say \\\"hi\\\"\" with title \"vblaunch\""
+        );
+        assert!(command(Os::Windows, "t", "b").is_none());
+    }
+}
