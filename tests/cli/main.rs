@@ -5,6 +5,8 @@ mod support;
 
 // Everything runs on Linux; the Windows build (under Wine in CI) runs the
 // modules that do not depend on Unix processes and paths.
+#[cfg(target_os = "linux")]
+mod backup;
 mod basics;
 #[cfg(target_os = "linux")]
 mod crash;

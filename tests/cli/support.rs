@@ -262,33 +262,45 @@ impl World {
                     data,
                 ]);
             }
-            Backend::Real(exe) => {
-                let script = self.path("vbox-write-bytes.py");
-                if !script.exists() {
-                    std::fs::copy(
-                        concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/vbox-write-bytes.py"),
-                        &script,
-                    )
-                    .unwrap();
-                }
-                let mut cmd = Command::new(exe);
-                self.base_env(&mut cmd);
-                cmd.env("VBOX_WRAPPER_PROG", "/usr/bin/python3").args([
-                    script.as_os_str(),
-                    OsStr::new("write"),
-                    medium.as_os_str(),
-                    OsStr::new(&offset.to_string()),
-                    OsStr::new(data),
-                ]);
-                let r = Run::from(cmd.output().unwrap());
-                assert_eq!(
-                    r.code,
-                    0,
-                    "writing bytes into {} failed:\n{r}",
-                    medium.display()
-                );
-            }
+            Backend::Real(_) => self.real_writer(&[
+                OsStr::new("write"),
+                medium.as_os_str(),
+                OsStr::new(&offset.to_string()),
+                OsStr::new(data),
+            ]),
         }
+    }
+
+    /// Fill `mib` MiB of a medium with fresh pseudo-random data (real VirtualBox).
+    pub fn fill_mib(&self, medium: &Path, start_mib: u64, mib: u64) {
+        self.real_writer(&[
+            OsStr::new("fill"),
+            medium.as_os_str(),
+            OsStr::new(&start_mib.to_string()),
+            OsStr::new(&mib.to_string()),
+        ]);
+    }
+
+    /// Run .ci/vbox-write-bytes.py in the real VirtualBox's environment.
+    fn real_writer(&self, args: &[&OsStr]) {
+        let Backend::Real(exe) = &self.backend else {
+            panic!("only with real VirtualBox");
+        };
+        let script = self.path("vbox-write-bytes.py");
+        if !script.exists() {
+            std::fs::copy(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/vbox-write-bytes.py"),
+                &script,
+            )
+            .unwrap();
+        }
+        let mut cmd = Command::new(exe);
+        self.base_env(&mut cmd);
+        cmd.env("VBOX_WRAPPER_PROG", "/usr/bin/python3")
+            .arg(&script)
+            .args(args);
+        let r = Run::from(cmd.output().unwrap());
+        assert_eq!(r.code, 0, "vbox-write-bytes.py {args:?} failed:\n{r}");
     }
 
     /// The content of a medium's whole chain, comparable across runs.
