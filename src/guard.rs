@@ -14,7 +14,7 @@ use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::exit::{fail, Code};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FrontEnd {
     pub pid: u32,
     pub name: String,
@@ -134,7 +134,8 @@ pub struct WaitPolicy {
     pub poll: Duration,
 }
 
-fn list(found: &[FrontEnd]) -> String {
+/// "VBoxHeadless (pid 42), VirtualBox (pid 7)": for messages.
+pub fn describe(found: &[FrontEnd]) -> String {
     found
         .iter()
         .map(|f| format!("{} (pid {})", f.name, f.pid))
@@ -165,7 +166,7 @@ pub fn wait_until_closed(
                 format!(
                     "VirtualBox is running: {}. Close it (and any VM windows) and run vblaunch \
                      again. Nothing was changed.",
-                    list(&found)
+                    describe(&found)
                 ),
             ));
         }
@@ -177,7 +178,7 @@ pub fn wait_until_closed(
                         "VirtualBox is still running after {} s: {}. Close it and run vblaunch \
                          again. Nothing was changed.",
                         t.as_secs(),
-                        list(&found)
+                        describe(&found)
                     ),
                 ));
             }
@@ -185,7 +186,7 @@ pub fn wait_until_closed(
         if found != shown {
             log::warn!(
                 "VirtualBox is running: {}. Close VirtualBox to continue (Ctrl-C to abort).",
-                list(&found)
+                describe(&found)
             );
             shown = found;
         }

@@ -391,11 +391,7 @@ fn diagnose(ctx: &Context, vm_arg: &str) -> Result<(Vec<Check>, Target)> {
                 "VirtualBox processes",
                 format!(
                     "running: {} (a launch waits for them; --fix needs them closed)",
-                    running
-                        .iter()
-                        .map(|f| format!("{} (pid {})", f.name, f.pid))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::guard::describe(&running)
                 ),
             ),
             &mut checks,
@@ -1443,11 +1439,7 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
             Code::VirtualBoxRunning,
             format!(
                 "VirtualBox is running ({}); close it and run `vblaunch doctor --fix` again. Nothing was changed.",
-                running
-                    .iter()
-                    .map(|f| format!("{} (pid {})", f.name, f.pid))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::guard::describe(&running)
             ),
         ));
     }

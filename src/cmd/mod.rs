@@ -59,11 +59,7 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
             if !running.is_empty() {
                 log::warn!(
                     "VirtualBox is running ({}); a real run would wait for it to close.",
-                    running
-                        .iter()
-                        .map(|f| format!("{} (pid {})", f.name, f.pid))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::guard::describe(&running)
                 );
             }
             Ok(())

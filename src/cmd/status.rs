@@ -34,13 +34,7 @@ pub struct Report {
     pub schema: u32,
     pub vms: Vec<VmStatus>,
     /// VirtualBox front ends running now (vblaunch waits for them before a fold).
-    pub front_ends_running: Vec<FrontEndJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FrontEndJson {
-    pub name: String,
-    pub pid: u32,
+    pub front_ends_running: Vec<FrontEnd>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -309,11 +303,7 @@ pub fn render_text(r: &Report) -> String {
     if !r.front_ends_running.is_empty() {
         out.push_str(&format!(
             "VirtualBox is running: {} (a launch waits for it to close)\n",
-            r.front_ends_running
-                .iter()
-                .map(|f| format!("{} (pid {})", f.name, f.pid))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::guard::describe(&r.front_ends_running)
         ));
     }
     out
@@ -361,13 +351,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let report = Report {
         schema: SCHEMA,
         vms,
-        front_ends_running: running
-            .into_iter()
-            .map(|f| FrontEndJson {
-                name: f.name,
-                pid: f.pid,
-            })
-            .collect(),
+        front_ends_running: running,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
