@@ -94,6 +94,13 @@ const RULES: &[Rule] = &[
         },
     },
     Rule {
+        needles: &["Failed to create the VirtualBox object"],
+        advice: Advice {
+            meaning: "VirtualBox's background service (VBoxSVC) did not start or answer.",
+            next_step: "Run vblaunch again in a moment; if it keeps failing, log out and in (or reboot) so that VBoxSVC restarts, and check VBoxSVC.log.",
+        },
+    },
+    Rule {
         needles: &["Snapshot operation failed"],
         advice: Advice {
             meaning: "VirtualBox refused the snapshot operation, often because of the shape of the snapshot tree.",

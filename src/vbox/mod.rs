@@ -185,9 +185,33 @@ impl VBoxManage {
         Ok(out)
     }
 
+    /// Run a call; when the client could not even reach VBoxSVC ("Failed to
+    /// create the VirtualBox object": the service was starting or stopping),
+    /// nothing was done, so try again a few times before giving up.
+    fn run_retrying(&self, cmd: CommandLine, kind: Kind) -> Result<Output> {
+        let mut pause = Duration::from_millis(500);
+        for attempt in 1.. {
+            let out = self.run(cmd.clone(), kind)?;
+            let unreachable = !out.status.success()
+                && out
+                    .stderr
+                    .contains("Failed to create the VirtualBox object");
+            if !unreachable || attempt == 4 {
+                return Ok(out);
+            }
+            log::warn!(
+                "VirtualBox's service did not answer (attempt {attempt}); trying again in {} ms",
+                pause.as_millis()
+            );
+            std::thread::sleep(pause);
+            pause *= 2;
+        }
+        unreachable!()
+    }
+
     /// Run and require success (exit 0 and no error line).
     fn run_ok(&self, cmd: CommandLine, kind: Kind) -> Result<Output> {
-        let out = self.run(cmd.clone(), kind)?;
+        let out = self.run_retrying(cmd.clone(), kind)?;
         if !out.status.success() || has_error_line(&out) {
             return Err(call_failed(&cmd, &out));
         }
@@ -203,7 +227,7 @@ impl VBoxManage {
     /// [`Code::VmNotFound`] failure listing the registered VMs.
     pub fn show_vm_info(&self, vm: &str) -> Result<VmInfo> {
         let cmd = self.command(["showvminfo", vm, "--machinereadable"]);
-        let out = self.run(cmd.clone(), Kind::Read)?;
+        let out = self.run_retrying(cmd.clone(), Kind::Read)?;
         if !out.status.success() || has_error_line(&out) {
             if out.stderr.contains("Could not find a registered machine") {
                 let known = match self.list_vms() {
@@ -335,7 +359,7 @@ impl VBoxManage {
     /// Start the VM. Success is judged by both exit code and text (see module doc).
     pub fn start_vm(&self, vm_uuid: &str, start: StartType) -> Result<()> {
         let cmd = self.start_command(vm_uuid, start);
-        let out = self.run(cmd.clone(), Kind::Mutate)?;
+        let out = self.run_retrying(cmd.clone(), Kind::Mutate)?;
         let started = out.stdout.contains("has been successfully started");
         if started && !out.status.success() {
             log::debug!("startvm reported success with a failing exit code; VirtualBox does that, treating it as started");

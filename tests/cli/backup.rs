@@ -48,9 +48,22 @@ fn real_restic_after_fold_backs_up_only_what_changed() {
         return;
     }
     let w = World::new(backend);
-    // A VM with a 256 MiB base full of data (not a sparse, empty disk).
-    let vm = w.create_vm("Backed", 256);
-    w.fill_mib(&vm.base, 0, 256);
+    // A VM with a 256 MiB base full of data (not a sparse, empty disk),
+    // built from a raw image by VBoxManage itself, so the .vdi is complete on
+    // disk before the first backup reads it.
+    let raw = w.path("base.raw");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&raw).unwrap());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..(256u64 << 20) / 8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f.write_all(&x.to_le_bytes()).unwrap();
+        }
+    }
+    let vm = w.create_vm_from_raw("Backed", &raw);
+    std::fs::remove_file(&raw).unwrap();
     let base_size = std::fs::metadata(&vm.base).unwrap().len();
     let init = restic(&w, &["init"]);
     assert!(

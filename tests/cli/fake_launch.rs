@@ -606,3 +606,22 @@ fn an_inaccessible_vm_is_explained_by_name_and_by_uuid() {
     assert!(r.stderr.contains("cannot read the settings"), "{r}");
     assert!(mutations(&w).is_empty());
 }
+
+#[test]
+fn a_vboxsvc_that_does_not_answer_once_is_retried() {
+    let w = World::fake();
+    let vm = w.create_vm("Svc", 16);
+    fault(
+        &w,
+        &[
+            "showvminfo",
+            "fail",
+            "1",
+            "VBoxManage: error: Failed to create the VirtualBox object!\nVBoxManage: error: Code NS_ERROR_FAILURE (0x80004005) - Operation failed (extended info not available)\nVBoxManage: error: Most likely, the VirtualBox COM server is not running or failed to start.",
+        ],
+    );
+    let r = w.vblaunch(&["fold", "Svc"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("did not answer (attempt 1)"), "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+}

@@ -237,6 +237,55 @@ impl World {
         }
     }
 
+    /// Create and register a VM whose disk is made from a raw image
+    /// (`convertfromraw`, real VirtualBox).
+    pub fn create_vm_from_raw(&self, name: &str, raw: &Path) -> Vm {
+        let out = self.vbox_ok(&[
+            "createvm",
+            "--name",
+            name,
+            "--ostype",
+            "Linux_64",
+            "--basefolder",
+            self.path("vms").to_str().unwrap(),
+            "--register",
+        ]);
+        let uuid = out
+            .lines()
+            .find_map(|l| l.strip_prefix("UUID: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let base = self.path(&format!("disks/{uuid}.vdi"));
+        self.vbox_ok(&[
+            "convertfromraw",
+            raw.to_str().unwrap(),
+            base.to_str().unwrap(),
+            "--format",
+            "VDI",
+        ]);
+        self.vbox_ok(&["storagectl", &uuid, "--name", "SATA", "--add", "sata"]);
+        self.vbox_ok(&[
+            "storageattach",
+            &uuid,
+            "--storagectl",
+            "SATA",
+            "--port",
+            "0",
+            "--device",
+            "0",
+            "--type",
+            "hdd",
+            "--medium",
+            base.to_str().unwrap(),
+        ]);
+        Vm {
+            name: name.to_string(),
+            uuid,
+            base,
+        }
+    }
+
     pub fn info(&self, vm: &str) -> VmInfo {
         vminfo::parse(&self.vbox_ok(&["showvminfo", vm, "--machinereadable"])).unwrap()
     }
