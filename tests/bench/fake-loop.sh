@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The floor for vblaunch's own overhead: exactly the VBoxManage calls one
+# `vblaunch fold VM` makes (and `startvm` for a launch), made by a trivial shell
+# loop against the same VBoxManage (the fake, answering instantly), with no
+# parsing beyond pulling two UUIDs out of showvminfo with bash builtins.
+#
+#   fake-loop.sh VBOXMANAGE VM RUNS [fold|launch]
+#
+# Prints one line per run: the run's wall time in microseconds (EPOCHREALTIME,
+# no fork for timing). For `launch`, the VM is set back to poweroff with the
+# fake's (unlogged) control call before each run, outside the timed part.
+set -euo pipefail
+F=$1 VM=$2 RUNS=$3 MODE=${4:-fold}
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+desc="vblaunch: taken 2026-01-01T00:00:00Z by vblaunch 0.1.0. It is merged into its parent at the next launch; do not rename or delete it by hand."
+us() { local t=${1/./}; echo "$((10#$t))"; }
+for ((i = 0; i < RUNS; i++)); do
+    if [ "$MODE" = launch ]; then "$F" fake set-state "$VM" poweroff >/dev/null; "$F" fake session "$VM" - >/dev/null; fi
+    t0=$EPOCHREALTIME
+    "$F" showvminfo "$VM" --machinereadable >"$tmp" 2>/dev/null
+    "$F" list hdds >/dev/null 2>&1
+    vm_uuid='' snap=''
+    while IFS= read -r l; do
+        case $l in
+            UUID=*) vm_uuid=${l#UUID=\"}; vm_uuid=${vm_uuid%\"} ;;
+            CurrentSnapshotUUID=*) snap=${l#CurrentSnapshotUUID=\"}; snap=${snap%\"} ;;
+        esac
+    done <"$tmp"
+    "$F" snapshot "$vm_uuid" delete "$snap" >/dev/null 2>&1
+    "$F" snapshot "$vm_uuid" take current "--description=$desc" >/dev/null 2>&1
+    "$F" showvminfo "$vm_uuid" --machinereadable >/dev/null 2>&1
+    "$F" list hdds >/dev/null 2>&1
+    [ "$MODE" = launch ] && "$F" startvm "$vm_uuid" --type headless >/dev/null 2>&1
+    t1=$EPOCHREALTIME
+    echo $(($(us "$t1") - $(us "$t0")))
+done

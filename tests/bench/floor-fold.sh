@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The floor for a safe fold: exactly the VBoxManage calls vblaunch must make,
+# in a shell script with no checks: the two reads before (concurrent), delete
+# the current snapshot by UUID, take a new one, the two reads after
+# (concurrent). vblaunch's real-VirtualBox cost is measured against this.
+#   VBOXMANAGE=/path/to/VBoxManage floor-fold.sh VM
+set -euo pipefail
+V=$VBOXMANAGE vm=$1
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+"$V" showvminfo "$vm" --machinereadable >"$tmp" &
+p=$!
+"$V" list hdds >/dev/null
+wait "$p"
+uuid='' snap=''
+while IFS= read -r l; do
+    case $l in
+        UUID=*) uuid=${l#UUID=\"}; uuid=${uuid%\"} ;;
+        CurrentSnapshotUUID=*) snap=${l#CurrentSnapshotUUID=\"}; snap=${snap%\"} ;;
+    esac
+done <"$tmp"
+"$V" snapshot "$uuid" delete "$snap"
+"$V" snapshot "$uuid" take current
+"$V" showvminfo "$uuid" --machinereadable >/dev/null &
+p=$!
+"$V" list hdds >/dev/null
+wait "$p"
