@@ -22,6 +22,12 @@ impl FreeSpace {
         let probe = path
             .ancestors()
             .find_map(|p| std::fs::canonicalize(p).ok())?;
+        // Windows canonical paths are verbatim (\\?\C:\…); mount points are not.
+        let text = probe.to_string_lossy();
+        let probe = match text.strip_prefix(r"\\?\") {
+            Some(rest) => std::path::PathBuf::from(rest),
+            None => probe,
+        };
         self.disks
             .as_ref()?
             .iter()
@@ -44,7 +50,15 @@ mod tests {
     #[test]
     fn the_temp_dir_has_a_volume_with_some_free_space() {
         let dir = tempfile::tempdir().unwrap();
-        let free = FreeSpace::new().free(&dir.path().join("not-yet.vdi"));
-        assert!(free.is_some_and(|f| f > 0), "{free:?}");
+        let fs = FreeSpace::new();
+        let free = fs.free(&dir.path().join("not-yet.vdi"));
+        // Wine lists no volumes at all (seen in CI): then the answer must be
+        // "unknown", which the pre-flight check reports instead of guessing.
+        let listed = fs.disks.as_ref().is_some_and(|d| d.iter().next().is_some());
+        if listed {
+            assert!(free.is_some_and(|f| f > 0), "{free:?}");
+        } else {
+            assert_eq!(free, None);
+        }
     }
 }
