@@ -18,6 +18,7 @@ fn spawn_until(
     args: &[&str],
     marker: &str,
     extra_path: Option<&std::path::Path>,
+    env: &[(&str, &std::path::Path)],
 ) -> (std::process::Child, String) {
     let mut cmd = Command::new(VBLAUNCH);
     w.base_env_pub(&mut cmd);
@@ -29,6 +30,9 @@ fn spawn_until(
             std::env::var("PATH").unwrap_or_default()
         );
         cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     cmd.args(args)
         .stdin(Stdio::null())
@@ -79,29 +83,19 @@ fn wait_returns_when_the_vm_powers_off_and_fold_on_exit_merges_the_session() {
     ));
     // Hooks get vblaunch's environment: HOOK_LOG tells them where to write.
     let hook_log = w.path("hooks.log");
-    let mut cmd = Command::new(VBLAUNCH);
-    w.base_env_pub(&mut cmd);
-    cmd.env("VBLAUNCH_VBOXMANAGE", FAKE)
-        .env("HOOK_LOG", &hook_log)
-        .args(["Session"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    let err = child.stderr.as_mut().unwrap();
-    while !String::from_utf8_lossy(&seen).contains("Waiting for VM 'Session' to shut down") {
-        let n = err.read(&mut buf).unwrap();
-        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let (child, seen) = spawn_until(
+        &w,
+        &["Session"],
+        "Waiting for VM 'Session' to shut down",
+        None,
+        &[("HOOK_LOG", &hook_log)],
+    );
     assert_eq!(w.info(&vm.uuid).state, "running");
     // The guest writes, then shuts down.
     w.write_bytes(&w.leaf(&vm.uuid), 0, "today's work");
     let today = w.content(&w.leaf(&vm.uuid));
     w.vbox_ok(&["controlvm", &vm.uuid, "poweroff"]);
-    let (code, out) = finish(child, String::from_utf8_lossy(&seen).into_owned());
+    let (code, out) = finish(child, seen);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("has stopped") && out.contains("folded on exit"),
@@ -153,7 +147,7 @@ fn a_saved_session_is_not_folded_on_exit() {
     let w = World::fake();
     let vm = w.create_vm("Saved", 16);
     w.write_config("wait = true\nfold_on_exit = true\nwait_poll_ms = 20\n");
-    let (child, seen) = spawn_until(&w, &["Saved"], "Waiting for VM", None);
+    let (child, seen) = spawn_until(&w, &["Saved"], "Waiting for VM", None, &[]);
     w.vbox_ok(&["controlvm", &vm.uuid, "savestate"]);
     let (code, out) = finish(child, seen);
     assert_eq!(code, 0, "{out}");
@@ -218,7 +212,7 @@ fn a_failure_after_a_wait_session_is_notified_on_the_desktop() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (child, seen) = spawn_until(&w, &["Notify"], "Waiting for VM", Some(&bin));
+    let (child, seen) = spawn_until(&w, &["Notify"], "Waiting for VM", Some(&bin), &[]);
     w.vbox_ok(&[
         "fake",
         "fault",

@@ -188,6 +188,37 @@ impl World {
 
     /// Create and register a VM with one dynamically allocated disk of `mb` MiB.
     pub fn create_vm(&self, name: &str, mb: u32) -> Vm {
+        self.create_vm_with(name, |base| {
+            vec![
+                "createmedium".into(),
+                "disk".into(),
+                "--filename".into(),
+                base.display().to_string(),
+                "--size".into(),
+                mb.to_string(),
+                "--format".into(),
+                "VDI".into(),
+            ]
+        })
+    }
+
+    /// Create and register a VM whose disk is made from a raw image
+    /// (`convertfromraw`: VBoxManage writes the whole .vdi before it exits).
+    pub fn create_vm_from_raw(&self, name: &str, raw: &Path) -> Vm {
+        self.create_vm_with(name, |base| {
+            vec![
+                "convertfromraw".into(),
+                raw.display().to_string(),
+                base.display().to_string(),
+                "--format".into(),
+                "VDI".into(),
+            ]
+        })
+    }
+
+    /// Register a VM, make its disk with the VBoxManage command `make_disk`
+    /// returns for the disk's path, and attach it to a SATA controller.
+    fn create_vm_with(&self, name: &str, make_disk: impl FnOnce(&Path) -> Vec<String>) -> Vm {
         let out = self.vbox_ok(&[
             "createvm",
             "--name",
@@ -204,66 +235,8 @@ impl World {
             .unwrap_or_else(|| panic!("no UUID in createvm output: {out}"))
             .trim()
             .to_string();
-        let base = self.path(&format!("disks/{}.vdi", uuid));
-        self.vbox_ok(&[
-            "createmedium",
-            "disk",
-            "--filename",
-            base.to_str().unwrap(),
-            "--size",
-            &mb.to_string(),
-            "--format",
-            "VDI",
-        ]);
-        self.vbox_ok(&["storagectl", &uuid, "--name", "SATA", "--add", "sata"]);
-        self.vbox_ok(&[
-            "storageattach",
-            &uuid,
-            "--storagectl",
-            "SATA",
-            "--port",
-            "0",
-            "--device",
-            "0",
-            "--type",
-            "hdd",
-            "--medium",
-            base.to_str().unwrap(),
-        ]);
-        Vm {
-            name: name.to_string(),
-            uuid,
-            base,
-        }
-    }
-
-    /// Create and register a VM whose disk is made from a raw image
-    /// (`convertfromraw`, real VirtualBox).
-    pub fn create_vm_from_raw(&self, name: &str, raw: &Path) -> Vm {
-        let out = self.vbox_ok(&[
-            "createvm",
-            "--name",
-            name,
-            "--ostype",
-            "Linux_64",
-            "--basefolder",
-            self.path("vms").to_str().unwrap(),
-            "--register",
-        ]);
-        let uuid = out
-            .lines()
-            .find_map(|l| l.strip_prefix("UUID: "))
-            .unwrap()
-            .trim()
-            .to_string();
         let base = self.path(&format!("disks/{uuid}.vdi"));
-        self.vbox_ok(&[
-            "convertfromraw",
-            raw.to_str().unwrap(),
-            base.to_str().unwrap(),
-            "--format",
-            "VDI",
-        ]);
+        self.vbox_ok(&make_disk(&base));
         self.vbox_ok(&["storagectl", &uuid, "--name", "SATA", "--add", "sata"]);
         self.vbox_ok(&[
             "storageattach",
