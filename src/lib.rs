@@ -37,9 +37,7 @@ pub struct Context {
     /// How the config path was chosen ("--config", "VBLAUNCH_CONFIG", "default").
     pub config_source: &'static str,
     pub data_dir: PathBuf,
-    pub log_file: PathBuf,
     pub env_vboxmanage: Option<PathBuf>,
-    pub env: fn(&str) -> Option<OsString>,
 }
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
@@ -83,18 +81,20 @@ impl Context {
             (dir.join("vblaunch.toml"), "default", false)
         };
         let data_dir = data_dir();
-        let log_file = data_dir.join("vblaunch.log");
         let config = config::load(&config_path, explicit)?;
         Ok(Context {
             global,
             config,
             config_path,
             config_source,
-            log_file,
             data_dir,
             env_vboxmanage: non_empty_env("VBLAUNCH_VBOXMANAGE").map(PathBuf::from),
-            env: |name| std::env::var_os(name),
         })
+    }
+
+    /// An environment variable (every read of the environment goes through here).
+    pub fn env(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name)
     }
 
     pub fn locks_dir(&self) -> PathBuf {
@@ -120,8 +120,8 @@ impl Context {
             env: self.env_vboxmanage.clone(),
             config: eff.vboxmanage.clone(),
         };
-        let env = self.env;
-        let defaults = vbox::locate::default_candidates(vbox::locate::Os::current(), &|n| env(n));
+        let defaults =
+            vbox::locate::default_candidates(vbox::locate::Os::current(), &|n| self.env(n));
         vbox::locate::locate(&explicit, &defaults, &|p: &Path| p.is_file())
     }
 }

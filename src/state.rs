@@ -136,6 +136,24 @@ impl JournalWriter {
         write_atomic(&self.path, toml::to_string(&self.journal)?.as_bytes())
     }
 
+    /// Run `f` as one journalled step: recorded before it starts, its outcome
+    /// after it ends (a failure to write the journal stops the run first).
+    pub fn step<T>(
+        &mut self,
+        step: String,
+        vm: &str,
+        snapshot: Option<&str>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.begin(step, vm, snapshot)?;
+        let result = f();
+        self.end(&match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("failed: {e}"),
+        })?;
+        result
+    }
+
     /// Record a step before it runs.
     pub fn begin(&mut self, step: String, vm: &str, snapshot: Option<&str>) -> Result<()> {
         self.journal.entries.push(JournalEntry {
@@ -249,17 +267,21 @@ mod tests {
     fn journal_records_unfinished_steps() {
         let d = tempfile::tempdir().unwrap();
         let mut j = JournalWriter::start(d.path(), "vm", "fold").unwrap();
-        j.begin("take snapshot 'current'".into(), "vm", None)
-            .unwrap();
-        j.end("ok").unwrap();
+        let out = j.step("take".into(), "vm", None, || Ok(7)).unwrap();
+        assert_eq!(out, 7);
+        let failed = j.step("rename".into(), "vm", None, || -> Result<()> {
+            anyhow::bail!("boom")
+        });
+        assert!(failed.is_err());
         j.begin("delete snapshot {s}".into(), "vm", Some("s"))
             .unwrap();
         // The process dies here: the next run reads the journal.
         let read = load_journal(d.path(), "vm").unwrap();
         assert_eq!(read.run, "fold");
-        assert_eq!(read.entries.len(), 2);
+        assert_eq!(read.entries[0].outcome.as_deref(), Some("ok"));
+        assert_eq!(read.entries[1].outcome.as_deref(), Some("failed: boom"));
         assert_eq!(read.unfinished().unwrap().snapshot.as_deref(), Some("s"));
-        j.end("failed: boom").unwrap();
+        j.end("ok").unwrap();
         assert!(load_journal(d.path(), "vm").unwrap().unfinished().is_none());
     }
 

@@ -520,11 +520,12 @@ fn parse_long_vms(text: &str) -> Vec<(String, PathBuf)> {
 
 /// VBOX_USER_HOME, or the platform default(s).
 fn vbox_user_homes(ctx: &Context) -> Vec<PathBuf> {
-    if let Some(h) = (ctx.env)("VBOX_USER_HOME").filter(|v| !v.is_empty()) {
+    if let Some(h) = ctx.env("VBOX_USER_HOME").filter(|v| !v.is_empty()) {
         return vec![PathBuf::from(h)];
     }
-    let home = (ctx.env)("HOME")
-        .or_else(|| (ctx.env)("USERPROFILE"))
+    let home = ctx
+        .env("HOME")
+        .or_else(|| ctx.env("USERPROFILE"))
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     let Some(home) = home else { return Vec::new() };

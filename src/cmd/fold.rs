@@ -370,16 +370,7 @@ fn execute(
                 Some(uuid.as_str()),
             ),
         };
-        journal.begin(what, &vm.uuid, snap)?;
-        let result = run_step(vb, vm, step);
-        journal.end(
-            match &result {
-                Ok(_) => "ok".to_string(),
-                Err(e) => format!("failed: {e}"),
-            }
-            .as_str(),
-        )?;
-        if let Some(uuid) = result? {
+        if let Some(uuid) = journal.step(what, &vm.uuid, snap, || run_step(vb, vm, step))? {
             taken = Some(uuid);
         }
     }
@@ -388,51 +379,50 @@ fn execute(
 
 /// One step; returns the UUID of a snapshot it took.
 fn run_step(vb: &VBoxManage, vm: &VmInfo, step: &Step) -> Result<Option<String>> {
-    let mut taken = None;
-    {
-        match step {
-            Step::Take { name, description } => {
-                let uuid = vb.snapshot_take(&vm.uuid, name, description).map_err(|e| {
-                    e.context(format!(
-                        "VM '{}': taking the snapshot failed; nothing was changed and every \
-                         restore point is still there",
-                        vm.name
-                    ))
-                })?;
-                log::info!("Took snapshot '{name}' {{{uuid}}}.");
-                taken = Some(uuid);
-            }
-            Step::Rename { uuid, from, to } => {
-                vb.snapshot_rename(&vm.uuid, uuid, to).map_err(|e| {
-                    e.context(format!(
-                        "VM '{}': the new snapshot was taken, but renaming '{from}' {{{uuid}}} to \
-                         '{to}' failed. Names are only labels: no data is affected, and the next \
-                         run fixes them. The VM was not started",
-                        vm.name
-                    ))
-                })?;
-                log::info!("Renamed snapshot '{from}' {{{uuid}}} to '{to}'.");
-            }
-            Step::Delete { uuid, name } => {
-                log::info!(
-                    "Merging snapshot '{name}' {{{uuid}}} of VM '{}' into its parent (the time \
-                     depends on how much the VM wrote in that session; it cannot be cancelled)…",
+    match step {
+        Step::Take { name, description } => {
+            let uuid = vb.snapshot_take(&vm.uuid, name, description).map_err(|e| {
+                e.context(format!(
+                    "VM '{}': taking the snapshot failed; nothing was changed and every restore \
+                     point is still there. Fix what VirtualBox reports below, then run vblaunch \
+                     again",
                     vm.name
-                );
-                let t = Instant::now();
-                vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
-                    e.context(format!(
-                        "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. VirtualBox \
-                         removes a snapshot only once its merge is complete, so no data is lost \
-                         and running vblaunch again repeats the merge",
-                        vm.name
-                    ))
-                })?;
-                log::info!("Merged in {:.1} s.", t.elapsed().as_secs_f64());
-            }
+                ))
+            })?;
+            log::info!("Took snapshot '{name}' {{{uuid}}}.");
+            Ok(Some(uuid))
+        }
+        Step::Rename { uuid, from, to } => {
+            vb.snapshot_rename(&vm.uuid, uuid, to).map_err(|e| {
+                e.context(format!(
+                    "VM '{}': the new snapshot was taken, but renaming '{from}' {{{uuid}}} to \
+                     '{to}' failed. Names are only labels: no data is affected, and the next run \
+                     fixes them",
+                    vm.name
+                ))
+            })?;
+            log::info!("Renamed snapshot '{from}' {{{uuid}}} to '{to}'.");
+            Ok(None)
+        }
+        Step::Delete { uuid, name } => {
+            log::info!(
+                "Merging snapshot '{name}' {{{uuid}}} of VM '{}' into its parent (the time \
+                 depends on how much the VM wrote in that session; it cannot be cancelled)…",
+                vm.name
+            );
+            let t = Instant::now();
+            vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
+                e.context(format!(
+                    "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. VirtualBox removes \
+                     a snapshot only once its merge is complete, so no data is lost and running \
+                     vblaunch again repeats the merge",
+                    vm.name
+                ))
+            })?;
+            log::info!("Merged in {:.1} s.", t.elapsed().as_secs_f64());
+            Ok(None)
         }
     }
-    Ok(taken)
 }
 
 /// `<VM>.vbox-tmp`: VirtualBox's half-written settings after an interrupted save.

@@ -342,16 +342,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     super::fold::backup_settings(ctx, vm, eff.settings_backups)?;
     let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "restore")?;
     for s in &plan.steps {
-        journal.begin(format!("{s:?}"), &vm.uuid, None)?;
-        let result = run_step(vb, vm, s);
-        journal.end(
-            match &result {
-                Ok(()) => "ok".to_string(),
-                Err(e) => format!("failed: {e}"),
-            }
-            .as_str(),
-        )?;
-        result?;
+        let (what, uuid) = match s {
+            Step::Restore { uuid, name } => (format!("restore snapshot {{{uuid}}} '{name}'"), uuid),
+            Step::Delete { uuid, name } => (
+                format!("delete discarded snapshot {{{uuid}}} '{name}'"),
+                uuid,
+            ),
+            Step::Rename { uuid, from, to } => (
+                format!("rename snapshot {{{uuid}}} '{from}' to '{to}'"),
+                uuid,
+            ),
+        };
+        journal.step(what, &vm.uuid, Some(uuid), || run_step(vb, vm, s))?;
     }
     log::info!(
         "VM '{}' is back at '{}' (taken {}); the next launch folds as usual.",
@@ -363,33 +365,32 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
 }
 
 fn run_step(vb: &crate::vbox::VBoxManage, vm: &VmInfo, s: &Step) -> Result<()> {
-    {
-        match s {
-            Step::Restore { uuid, name } => {
-                vb.snapshot_restore(&vm.uuid, uuid).map_err(|e| {
-                    e.context(format!(
-                        "restoring '{name}' {{{uuid}}} failed; nothing was changed"
-                    ))
-                })?;
-                log::info!("Restored '{name}' {{{uuid}}}.");
-            }
-            Step::Delete { uuid, name } => {
-                vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
-                    e.context(format!(
-                        "the VM was restored, but deleting the discarded restore point '{name}' \
+    match s {
+        Step::Restore { uuid, name } => {
+            vb.snapshot_restore(&vm.uuid, uuid).map_err(|e| {
+                e.context(format!(
+                    "restoring '{name}' {{{uuid}}} failed; nothing was changed. Fix what \
+                         VirtualBox reports below, then run the restore again"
+                ))
+            })?;
+            log::info!("Restored '{name}' {{{uuid}}}.");
+        }
+        Step::Delete { uuid, name } => {
+            vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
+                e.context(format!(
+                    "the VM was restored, but deleting the discarded restore point '{name}' \
                          {{{uuid}}} failed. Run `vblaunch restore \"{}\" --to current` to finish",
-                        vm.name
-                    ))
-                })?;
-                log::info!("Deleted discarded restore point '{name}' {{{uuid}}}.");
-            }
-            Step::Rename { uuid, from, to } => {
-                vb.snapshot_rename(&vm.uuid, uuid, to).map_err(|e| {
+                    vm.name
+                ))
+            })?;
+            log::info!("Deleted discarded restore point '{name}' {{{uuid}}}.");
+        }
+        Step::Rename { uuid, from, to } => {
+            vb.snapshot_rename(&vm.uuid, uuid, to).map_err(|e| {
                     e.context(format!(
                         "renaming '{from}' {{{uuid}}} to '{to}' failed (labels only; the next launch fixes them)"
                     ))
                 })?;
-            }
         }
     }
     Ok(())
