@@ -109,20 +109,12 @@ fn wait_and_exit(
 /// `fold_on_exit`: merge the session into the base right away (no new snapshot).
 fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
     let session = super::open(ctx, uuid)?;
-    let super::Session {
-        vb, vm, media, eff, ..
-    } = &session;
+    let super::Session { vm, media, eff, .. } = &session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let keep = ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep);
-    let policy = plan::Policy {
-        snapshot_name: &eff.snapshot_name,
-        keep,
-        adopt: false,
-        now_iso8601: &now,
-    };
+    let policy = policy(ctx, eff, &now, false);
     let plan = match plan::plan_exit_fold(vm, media, &policy, &crate::vbox::file_exists) {
         Ok(p) => p,
-        Err(r) if r.code == Code::VmState || keep > 1 => {
+        Err(r) if r.code == Code::VmState || policy.keep > 1 => {
             log::info!("{}", r.reason);
             return Ok(());
         }
@@ -132,14 +124,13 @@ fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
     for note in &plan.notes {
         log::info!("{note}");
     }
-    let h = hook_vm(vm, media);
-    hook(eff, hooks::Event::BeforeFold, &h)?;
-    let merged_bytes = bytes_to_merge(vm, media, &plan);
-    let t = Instant::now();
-    backup_settings(ctx, vm, eff.settings_backups)?;
-    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "fold on exit")?;
-    execute(vb, vm, &plan, &mut journal)?;
-    let (after, media_after) = vb.read_vm(&vm.uuid)?;
+    let Applied {
+        after,
+        media_after,
+        merged_bytes,
+        started: t,
+        ..
+    } = apply(ctx, &session, &plan, "fold on exit")?;
     let (own, off) = plan::own_snapshots(&after, &eff.snapshot_name, false);
     if !own.is_empty() || !off.is_empty() {
         return Err(fail(
@@ -168,14 +159,69 @@ fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
     Ok(())
 }
 
+/// The planning policy for a run of `eff`'s settings and the command line.
+fn policy<'a>(
+    ctx: &Context,
+    eff: &'a crate::config::Effective,
+    now: &'a str,
+    adopt: bool,
+) -> plan::Policy<'a> {
+    plan::Policy {
+        snapshot_name: &eff.snapshot_name,
+        keep: ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep),
+        adopt,
+        now_iso8601: now,
+    }
+}
+
+/// What executing a plan left behind.
+struct Applied {
+    taken: Option<String>,
+    after: VmInfo,
+    media_after: Vec<Medium>,
+    merged_bytes: u64,
+    started: Instant,
+}
+
+/// Execute a checked plan: the before_fold hook (its failure stops here,
+/// nothing changed), the settings backup, the journalled steps, then read
+/// VirtualBox again for the caller to verify.
+fn apply(ctx: &Context, session: &super::Session, plan: &Plan, run: &str) -> Result<Applied> {
+    let super::Session {
+        vb, vm, media, eff, ..
+    } = session;
+    hook(eff, hooks::Event::BeforeFold, &hook_vm(vm, media)).map_err(|e| {
+        e.context(format!(
+            "VM '{}': stopping here; nothing was changed",
+            vm.name
+        ))
+    })?;
+    let merged_bytes = bytes_to_merge(vm, media, plan);
+    let started = Instant::now();
+    backup_settings(ctx, vm, eff.settings_backups)?;
+    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, run)?;
+    let taken = execute(vb, vm, plan, &mut journal)?;
+    let (after, media_after) = vb
+        .read_vm(&vm.uuid)
+        .context("re-reading the VM after the fold")?;
+    Ok(Applied {
+        taken,
+        after,
+        media_after,
+        merged_bytes,
+        started,
+    })
+}
+
 fn check_space(
     vm: &VmInfo,
     media: &[Medium],
     plan: &Plan,
     eff: &crate::config::Effective,
 ) -> Result<()> {
-    let disks = crate::disk::FreeSpace::new();
-    let free = |p: &std::path::Path| disks.free(p);
+    // The volume list is read only if a merge needs it.
+    let disks = std::cell::OnceCell::new();
+    let free = |p: &std::path::Path| disks.get_or_init(crate::disk::FreeSpace::new).free(p);
     let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
     let space = plan::Space {
         free: &free,
@@ -221,13 +267,7 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         vb, vm, media, eff, ..
     } = session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let keep = ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep);
-    let policy = plan::Policy {
-        snapshot_name: &eff.snapshot_name,
-        keep,
-        adopt: ctx.global.adopt,
-        now_iso8601: &now,
-    };
+    let policy = policy(ctx, eff, &now, ctx.global.adopt);
     report_interrupted_run(ctx, vm);
     let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)
         .map_err(|r| fail(r.code, r.reason))?;
@@ -241,25 +281,15 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         print_dry_run(vb, vm, &plan, start.then_some(start_type));
         return Ok(None);
     }
-    hook(eff, hooks::Event::BeforeFold, &hook_vm(vm, media)).map_err(|e| {
-        e.context(format!(
-            "VM '{}': the launch stops here; nothing was changed",
-            vm.name
-        ))
-    })?;
-
-    let merged_bytes = bytes_to_merge(vm, media, &plan);
-    let t_exec = Instant::now();
-    backup_settings(ctx, vm, eff.settings_backups)?;
-    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "fold")?;
-    let taken = execute(vb, vm, &plan, &mut journal)
-        .map_err(|e| e.context("the VM was not started"))?
-        .ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))?;
-
-    // Verify what VirtualBox now holds.
-    let (after, media_after) = vb
-        .read_vm(&vm.uuid)
-        .context("re-reading the VM after the fold")?;
+    let Applied {
+        taken,
+        after,
+        media_after,
+        merged_bytes,
+        started: t_exec,
+    } = apply(ctx, session, &plan, "fold").map_err(|e| e.context("the VM was not started"))?;
+    let taken =
+        taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))?;
     if let Err(problems) = plan::verify(
         &after,
         &media_after,
