@@ -420,12 +420,15 @@ impl World {
 }
 
 /// A child process killed (and reaped) when dropped, even when a test fails:
-/// a copy of `sleep` under the given name, with no inherited pipes.
+/// `sleep` under the given name, with no inherited pipes.
 pub struct KillOnDrop(pub std::process::Child);
 
 impl KillOnDrop {
     pub fn spawn(exe: &Path) -> KillOnDrop {
-        std::fs::copy("/bin/sleep", exe).unwrap();
+        // A symlink, not a copy: the process name is the link's name, and a
+        // freshly written executable can fail with ETXTBSY while parallel
+        // tests fork.
+        std::os::unix::fs::symlink("/bin/sleep", exe).unwrap();
         let child = Command::new(exe)
             .arg("600")
             .stdin(std::process::Stdio::null())
