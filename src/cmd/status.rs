@@ -313,21 +313,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let key = args.vm.as_deref().unwrap_or("");
     let eff0 = ctx.config.effective(&[key]);
     let vb = ctx.vbox(&eff0)?;
-    let targets: Vec<String> = match &args.vm {
-        Some(v) => vec![v.clone()],
-        None => vb.list_vms()?.into_iter().map(|(_, uuid)| uuid).collect(),
-    };
-    let media = vb.list_hdds()?;
-    let mut vms = Vec::new();
-    for t in &targets {
-        let vm = match vb.show_vm_info(t) {
-            Ok(vm) => vm,
-            Err(e) if args.vm.is_some() => return Err(e),
-            Err(e) => {
-                log::warn!("{e:#}");
-                continue;
+    // One VM: its two reads run concurrently. All VMs: the media registry
+    // once, then each VM (an unreadable one is a warning, not the end).
+    let (read, media): (Vec<(String, VmInfo)>, Vec<Medium>) = match &args.vm {
+        Some(v) => {
+            let (vm, media) = vb.read_vm(v)?;
+            (vec![(v.clone(), vm)], media)
+        }
+        None => {
+            let media = vb.list_hdds()?;
+            let mut read = Vec::new();
+            for (_, uuid) in vb.list_vms()? {
+                match vb.show_vm_info(&uuid) {
+                    Ok(vm) => read.push((uuid, vm)),
+                    Err(e) => log::warn!("{e:#}"),
+                }
             }
-        };
+            (read, media)
+        }
+    };
+    let mut vms = Vec::new();
+    for (t, vm) in &read {
         let eff = ctx.config.effective(&[t, &vm.name, &vm.uuid]);
         let last = match crate::state::load(&ctx.data_dir, &vm.uuid) {
             Ok(s) => s.last_fold,
@@ -339,7 +345,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         let busy = crate::lock::is_held(&ctx.locks_dir(), &vm.uuid)
             || crate::lock::is_held(&ctx.locks_dir(), &vm.name);
         vms.push(vm_status(
-            &vm,
+            vm,
             &media,
             &eff.snapshot_name,
             last,

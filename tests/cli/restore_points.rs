@@ -224,3 +224,29 @@ fn list_shows_managed_vms_and_their_restore_points() {
     let plain = r.stdout.lines().find(|l| l.starts_with("Plain\t")).unwrap();
     assert!(plain.ends_with("not managed"), "{plain}");
 }
+
+#[test]
+fn status_names_running_virtualbox_front_ends() {
+    let w = World::fake();
+    w.create_vm("Fe", 16);
+    w.remove_config(); // the built-in guard list
+    let fe = KillOnDrop::spawn(&w.path("VBoxHeadless"));
+    let r = w.vblaunch(&["status", "Fe", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let running = j["front_ends_running"].as_array().unwrap();
+    assert!(
+        running
+            .iter()
+            .any(|f| f["pid"] == fe.id() && f["name"] == "VBoxHeadless"),
+        "{running:?}"
+    );
+    let r = w.vblaunch(&["status", "Fe"]);
+    assert!(
+        r.stdout.contains(&format!(
+            "VirtualBox is running: VBoxHeadless (pid {})",
+            fe.id()
+        )),
+        "{r}"
+    );
+}
