@@ -1418,10 +1418,12 @@ fn back_up(file: &Path, dir: &Path) -> Result<PathBuf> {
 }
 
 fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
-    let uuid = t
-        .uuid
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("the VM's UUID is unknown"))?;
+    let uuid = t.uuid.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "vblaunch cannot find this VM's UUID, so it fixes nothing; run doctor with the \
+                 VM's UUID (`VBoxManage list vms` shows it)"
+        )
+    })?;
     if let Fix::Fold = fix {
         crate::cmd::fold::run(ctx, vm_arg, false)?;
         return Ok("the fold finished".to_string());
