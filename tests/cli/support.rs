@@ -421,8 +421,10 @@ impl World {
 
 /// A child process killed (and reaped) when dropped, even when a test fails:
 /// `sleep` under the given name, with no inherited pipes.
+#[cfg(unix)]
 pub struct KillOnDrop(pub std::process::Child);
 
+#[cfg(unix)]
 impl KillOnDrop {
     pub fn spawn(exe: &Path) -> KillOnDrop {
         // A symlink, not a copy: the process name is the link's name, and a
@@ -444,6 +446,7 @@ impl KillOnDrop {
     }
 }
 
+#[cfg(unix)]
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
