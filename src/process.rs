@@ -328,6 +328,69 @@ fn detach(command: &mut Command) {
 #[cfg(not(any(unix, windows)))]
 fn detach(_command: &mut Command) {}
 
+/// A long-running child that is killed (with its process group) when dropped.
+pub struct Background {
+    child: std::process::Child,
+}
+
+impl Background {
+    /// Start `cmd` with stdout piped and wait until it prints its first line
+    /// (proof that it is up), at most `within`. The rest of its output is
+    /// discarded.
+    pub fn start_and_wait_for_line(cmd: &CommandLine, within: Duration) -> Result<Self, RunError> {
+        let shown = cmd.to_string();
+        let mut command = Command::new(&cmd.program);
+        command
+            .args(&cmd.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in &cmd.env {
+            command.env(k, v);
+        }
+        detach(&mut command);
+        let mut child = command.spawn().map_err(|source| RunError::Spawn {
+            command: shown.clone(),
+            source,
+        })?;
+        let mut out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            let mut sent = false;
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if !sent && buf[..n].contains(&b'\n') {
+                            sent = true;
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            }
+        });
+        let started = Instant::now();
+        let bg = Background { child };
+        match rx.recv_timeout(within) {
+            Ok(()) => Ok(bg),
+            Err(_) => Err(RunError::TimedOut {
+                command: shown,
+                after: started.elapsed(),
+                stderr: String::new(),
+            }),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        kill_group(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +482,41 @@ mod tests {
         let cmd = CommandLine::new(Path::new("/no/such/VBoxManage")).arg("list");
         let err = run(&cmd, Deadline::After(Duration::from_secs(5)), &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("/no/such/VBoxManage"), "{err}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_background_child_is_up_after_its_first_line_and_gone_after_drop() {
+        let dir = std::env::temp_dir().join(format!("vblaunch-bg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("child-pid");
+        // The child writes its pid, then its first line, then sleeps.
+        let cmd = CommandLine::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("echo $$ > \"$1\"; echo up; exec sleep 600")
+            .arg("sh")
+            .arg(&marker);
+        let bg = Background::start_and_wait_for_line(&cmd, Duration::from_secs(10)).unwrap();
+        let pid = std::fs::read_to_string(&marker).unwrap().trim().to_string();
+        let alive = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        };
+        assert!(alive(&pid), "running while held");
+        drop(bg);
+        assert!(!alive(&pid), "killed and reaped on drop");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_background_child_that_prints_nothing_times_out() {
+        let cmd = CommandLine::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("exec sleep 600");
+        match Background::start_and_wait_for_line(&cmd, Duration::from_millis(300)) {
+            Err(RunError::TimedOut { .. }) => {}
+            Err(e) => panic!("expected a timeout, got {e}"),
+            Ok(_) => panic!("expected a timeout"),
+        }
     }
 }

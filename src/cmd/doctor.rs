@@ -774,18 +774,19 @@ fn inaccessible_check(
         .recovery(format!(
             "the data is intact; only VirtualBox's registry lost track of the image. \
              `vblaunch doctor {uuid} --fix` repairs it; by hand, with VirtualBox's windows closed:\n\
-             1. back up {}\n{}\n{}. VBoxManage list vms   (the VM is accessible again)\n\
-             {}. VBoxManage setextradata {uuid} vblaunch/repaired yes && VBoxManage setextradata {uuid} vblaunch/repaired\n   \
-             (makes VirtualBox save the settings, registry included)",
+             1. back up {}\n\
+             2. run this as ONE command line (VirtualBox forgets an opened image when its service \
+             stops, a few seconds after the last command, and then drops the VM from its list):\n   \
+             VBoxManage list vms && {} && VBoxManage list vms && \
+             VBoxManage setextradata {uuid} vblaunch/repaired yes && \
+             VBoxManage setextradata {uuid} vblaunch/repaired\n   \
+             (opens the image(s), lets VirtualBox load the VM again and save its settings, registry included)",
             cfg.display(),
             found
                 .iter()
-                .enumerate()
-                .map(|(i, p)| format!("{}. VBoxManage showmediuminfo disk \"{}\"", i + 2, p.display()))
+                .map(|p| format!("VBoxManage showmediuminfo disk \"{}\"", p.display()))
                 .collect::<Vec<_>>()
-                .join("\n"),
-            found.len() + 2,
-            found.len() + 3,
+                .join(" && "),
         ))
         .fix(Fix::OpenMedia { paths: found });
     }
@@ -1417,6 +1418,25 @@ fn back_up(file: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(to)
 }
 
+/// One attempt of the "open the missing images" repair; see its caller.
+fn reopen_and_save(vb: &VBoxManage, uuid: &str, paths: &[PathBuf]) -> Result<VmInfo> {
+    // Listing the VMs makes VirtualBox retry loading an inaccessible one: the
+    // first time it registers the images of the VM's own media registry (the
+    // parent of the missing image among them); after the open, it succeeds.
+    let _ = vb.list_vms();
+    for p in paths {
+        let m = vb.open_medium(p)?;
+        log::info!("VirtualBox opened {} {{{}}}", p.display(), m.uuid);
+    }
+    let _ = vb.list_vms();
+    let info = vb.show_vm_info(uuid)?;
+    let key = "vblaunch/doctor";
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    vb.set_extra_data(uuid, key, Some(&stamp))?;
+    vb.set_extra_data(uuid, key, None)?;
+    Ok(info)
+}
+
 fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
     let uuid = t.uuid.clone().ok_or_else(|| {
         anyhow::anyhow!(
@@ -1479,16 +1499,18 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
             let cfg = cfg.context("the settings file is unknown")?;
             let dir = doctor_backup_dir(ctx, &uuid)?;
             let saved = back_up(&cfg, &dir)?;
-            for p in paths {
-                let m = vb.open_medium(p)?;
-                log::info!("VirtualBox opened {} {{{}}}", p.display(), m.uuid);
-            }
-            // Asking whether the VM is accessible (`list vms`) makes VirtualBox
-            // retry loading it.
+            // VirtualBox keeps an opened image in memory only, and VBoxSVC
+            // exits a few seconds after its last client. Measured on 7.2: if
+            // it exits after the image was opened but before the VM was
+            // loaded again, it drops the VM from its registry. So one client
+            // holds VBoxSVC for the whole repair, and each attempt repeats
+            // the idempotent steps: list the VMs (VirtualBox retries loading
+            // an inaccessible one), open the image(s), list again, read the
+            // VM, and have VirtualBox save its settings (registry included).
+            let _service = vb.hold_service()?;
             let mut attempt = 0;
             let info = loop {
-                let _ = vb.list_vms();
-                match vb.show_vm_info(&uuid) {
+                match reopen_and_save(&vb, &uuid, paths) {
                     Ok(info) => break info,
                     Err(e) if attempt >= 4 => {
                         return Err(e.context(
@@ -1496,15 +1518,12 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
                              its settings file was not changed",
                         ))
                     }
-                    Err(e) => log::debug!("not accessible yet: {e:#}"),
+                    Err(e) => log::debug!("not repaired yet (attempt {}): {e:#}", attempt + 1),
                 }
                 attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(500));
+                // Give a VBoxSVC that is shutting down time to go.
+                std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
             };
-            let key = "vblaunch/doctor";
-            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            vb.set_extra_data(&uuid, key, Some(&stamp))?;
-            vb.set_extra_data(&uuid, key, None)?;
             Ok(format!(
                 "VM '{}' is accessible again and VirtualBox saved its settings (the previous file is in {})",
                 info.name,

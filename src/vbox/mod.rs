@@ -428,6 +428,29 @@ impl VBoxManage {
         Ok((out.stdout, out.stderr))
     }
 
+    /// Keep VirtualBox's service (VBoxSVC) running until the returned guard is
+    /// dropped, by holding one client connected to it (`metrics collect` runs
+    /// until stopped and changes nothing). VBoxSVC exits a few seconds after
+    /// its last client, forgetting what was opened in memory only; a repair
+    /// that opens an image and then has the VM's settings saved must not span
+    /// two VBoxSVC lifetimes (see doctor).
+    pub fn hold_service(&self) -> Result<process::Background> {
+        let cmd = self.command([
+            "metrics",
+            "collect",
+            // The first line comes after the first period.
+            "--period",
+            "1",
+            "--samples",
+            "1",
+            "host",
+            "CPU/Load/User",
+        ]);
+        log::debug!("hold: {cmd}");
+        process::Background::start_and_wait_for_line(&cmd, self.call_timeout)
+            .map_err(|e| fail(Code::VBoxManageFailed, e.to_string()))
+    }
+
     /// `showmediuminfo disk <path>`: opens (registers) the image if VirtualBox
     /// did not know it, in memory only. Changes no file.
     pub fn open_medium(&self, path: &Path) -> Result<Medium> {

@@ -358,6 +358,36 @@ fn real_doctor_unregistered_diff_is_repaired_by_fix() {
     assert_recovered(&w, &vm, &before);
 }
 
+/// The by-hand recovery doctor prints works as printed: one command line.
+#[test]
+fn real_doctor_unregistered_diff_manual_recovery_works() {
+    let w = real_world!("real_doctor_unregistered_diff_manual_recovery_works");
+    let vm = adopted(&w, "Doc Hand");
+    let before = write_and_read(&w, &vm.uuid, "written before the registry lost the diff");
+    let leaf_uuid = w.info(&vm.uuid).attachments[0].image_uuid.clone();
+    let leaf = w.leaf(&vm.uuid);
+    let cfg = cfg_file(&w, &vm.uuid);
+    wait_for_vboxsvc_exit(&w);
+    drop_registry_entry(&cfg, &leaf_uuid);
+
+    let r = w.vblaunch(&["doctor", "Doc Hand"]);
+    assert_eq!(r.code, 6, "{r}");
+    let line = r
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("VBoxManage list vms && "))
+        .unwrap_or_else(|| panic!("a one-line recovery: {r}"));
+    assert!(line.contains(leaf.to_str().unwrap()), "{r}");
+    let script = format!("VBoxManage() {{ \"$VBM\" \"$@\"; }}\n{line}\n");
+    let mut sh = std::process::Command::new("sh");
+    w.base_env_pub(&mut sh);
+    sh.arg("-c").arg(&script).env("VBM", w.vboxmanage_exe());
+    let out = sh.output().unwrap();
+    assert!(out.status.success(), "{line}\n{out:?}");
+    assert_recovered(&w, &vm, &before);
+}
+
 #[test]
 fn real_doctor_stale_settings_file_is_repaired_by_fix() {
     let w = real_world!("real_doctor_stale_settings_file_is_repaired_by_fix");
