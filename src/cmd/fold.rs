@@ -6,7 +6,9 @@
 //! 5. plan (pure) — or refuse, having changed nothing;
 //! 6. execute by UUID: take the new snapshot, relabel the kept ones, merge
 //!    the oldest beyond `keep` into their parents;
-//! 7. verify by reading again; record the fold; 8. start the VM (launch only).
+//! 7. verify: from the settings file VirtualBox saved (no call), or through
+//!    VirtualBox when the file does not confirm it; record the fold;
+//! 8. start the VM (launch only).
 //!
 //! Every intermediate state is one the next run understands, because the
 //! planner knows vblaunch's snapshots by their marker, not their names: after
@@ -124,22 +126,27 @@ fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
     for note in &plan.notes {
         log::info!("{note}");
     }
+    let no_own_left = |after: &VmInfo, _: &[Medium], _: Option<&str>| {
+        let (own, off) = plan::own_snapshots(after, &eff.snapshot_name, false);
+        match own.len() + off.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} vblaunch snapshot(s) remain")),
+        }
+    };
     let Applied {
+        verdict,
         after,
         media_after,
         merged_bytes,
         started: t,
         ..
-    } = apply(ctx, &session, &plan, "fold on exit")?;
-    let (own, off) = plan::own_snapshots(&after, &eff.snapshot_name, false);
-    if !own.is_empty() || !off.is_empty() {
+    } = apply(ctx, &session, &plan, "fold on exit", &no_own_left)?;
+    if let Err(problems) = verdict {
         return Err(fail(
             Code::Verification,
             format!(
-                "after folding VM '{}' on exit, vblaunch snapshots remain ({}); the next launch \
-                 will look at them again",
+                "after folding VM '{}' on exit, {problems}; the next launch will look at them again",
                 vm.name,
-                own.len() + off.len()
             ),
         ));
     }
@@ -174,8 +181,9 @@ fn policy<'a>(
     }
 }
 
-/// What executing a plan left behind.
+/// What executing a plan left behind, and the caller's check on it.
 struct Applied {
+    verdict: Result<(), String>,
     taken: Option<String>,
     after: VmInfo,
     media_after: Vec<Medium>,
@@ -183,10 +191,21 @@ struct Applied {
     started: Instant,
 }
 
+/// A caller's verification of the VM after the steps.
+/// Its arguments: the VM and media read back, and the UUID of the snapshot
+/// the steps took (if any).
+type Check<'a> = &'a dyn Fn(&VmInfo, &[Medium], Option<&str>) -> Result<(), String>;
+
 /// Execute a checked plan: the before_fold hook (its failure stops here,
 /// nothing changed), the settings backup, the journalled steps, then read
-/// VirtualBox again for the caller to verify.
-fn apply(ctx: &Context, session: &super::Session, plan: &Plan, run: &str) -> Result<Applied> {
+/// the result back and run the caller's `check` on it (see [`read_after`]).
+fn apply(
+    ctx: &Context,
+    session: &super::Session,
+    plan: &Plan,
+    run: &str,
+    check: Check,
+) -> Result<Applied> {
     let super::Session {
         vb, vm, media, eff, ..
     } = session;
@@ -201,16 +220,55 @@ fn apply(ctx: &Context, session: &super::Session, plan: &Plan, run: &str) -> Res
     backup_settings(ctx, vm, eff.settings_backups)?;
     let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, run)?;
     let taken = execute(vb, vm, plan, &mut journal)?;
-    let (after, media_after) = vb
-        .read_vm(&vm.uuid)
-        .context("re-reading the VM after the fold")?;
+    let (after, media_after, verdict) = read_after(vb, vm, check, taken.as_deref())?;
     Ok(Applied {
+        verdict,
         taken,
         after,
         media_after,
         merged_bytes,
         started,
     })
+}
+
+/// Read back what the steps left and check it. First from the settings file
+/// VirtualBox saved before its calls returned (no VBoxManage call: the file
+/// is also what survives a power cut); if the file cannot be read, does not
+/// hold every attached disk's chain, or fails the check, from VirtualBox
+/// itself (one read round), whose verdict then stands.
+fn read_after(
+    vb: &VBoxManage,
+    vm: &VmInfo,
+    check: Check,
+    taken: Option<&str>,
+) -> Result<(VmInfo, Vec<Medium>, Result<(), String>)> {
+    let from_file = vm.cfg_file.as_deref().map(|cfg| {
+        crate::vbox::settings::read(cfg).and_then(|s| {
+            s.complete()?;
+            if s.vm.uuid != vm.uuid {
+                return Err(format!("the file describes VM {{{}}}", s.vm.uuid));
+            }
+            Ok(s)
+        })
+    });
+    match from_file {
+        Some(Ok(s)) => match check(&s.vm, &s.media, taken) {
+            Ok(()) => {
+                log::debug!("verified from the settings file");
+                return Ok((s.vm, s.media, Ok(())));
+            }
+            Err(e) => log::info!(
+                "the settings file does not show the expected result ({e}); asking VirtualBox"
+            ),
+        },
+        Some(Err(e)) => log::info!("verifying through VirtualBox: {e}"),
+        None => log::info!("verifying through VirtualBox: the settings file is unknown"),
+    }
+    let (after, media) = vb
+        .read_vm(&vm.uuid)
+        .context("re-reading the VM after the fold")?;
+    let verdict = check(&after, &media, taken);
+    Ok((after, media, verdict))
 }
 
 fn check_space(
@@ -281,22 +339,22 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         print_dry_run(vb, vm, &plan, start.then_some(start_type));
         return Ok(None);
     }
+    let verify = |after: &VmInfo, media: &[Medium], taken: Option<&str>| match taken {
+        Some(t) => plan::verify(after, media, t, &eff.snapshot_name, plan.own_after),
+        None => Err("the plan took no snapshot".to_string()),
+    };
     let Applied {
+        verdict,
         taken,
         after,
         media_after,
         merged_bytes,
         started: t_exec,
-    } = apply(ctx, session, &plan, "fold").map_err(|e| e.context("the VM was not started"))?;
+    } = apply(ctx, session, &plan, "fold", &verify)
+        .map_err(|e| e.context("the VM was not started"))?;
     let taken =
         taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))?;
-    if let Err(problems) = plan::verify(
-        &after,
-        &media_after,
-        &taken,
-        &eff.snapshot_name,
-        plan.own_after,
-    ) {
+    if let Err(problems) = verdict {
         return Err(fail(
             Code::Verification,
             format!(

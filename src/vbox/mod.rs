@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod locate;
 pub mod media;
+pub mod settings;
 pub mod vminfo;
 
 use std::ffi::OsString;

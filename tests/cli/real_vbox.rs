@@ -31,6 +31,13 @@ fn real_five_folds_keep_one_current_and_every_byte() {
         );
         let r = w.vblaunch(&["fold", "Fold Five"]);
         assert_eq!(r.code, 0, "fold {i}: {r}");
+        // VirtualBox's saved settings file confirmed the fold on its own.
+        let log = std::fs::read_to_string(w.path("data/vblaunch/vblaunch.log")).unwrap();
+        assert_eq!(
+            log.matches("verified from the settings file").count(),
+            i as usize + 1,
+            "fold {i}"
+        );
         assert_folded(&w, &vm.uuid, "current");
         assert_eq!(w.info(&vm.uuid).snapshots.len(), 1);
         let files = w.snapshot_files(&vm.uuid);

@@ -4,7 +4,7 @@
 //!
 //! Fake-only control calls (`fake …`, not logged in `fake-calls.log`):
 //!   fake fault [--nth N] <cmd words…> fail <exit> <stderr text…>
-//!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk
+//!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk|stale-settings|misname
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
 //!   fake write <medium path|uuid> <offset> <text>
@@ -131,6 +131,7 @@ fn run() -> Result<i32> {
 fn persist(path: &Path, st: &State, before: &str) -> Result<()> {
     if toml::to_string(st)? != before {
         model::save(path, st)?;
+        model::write_settings(st)?;
     }
     Ok(())
 }
@@ -176,7 +177,15 @@ fn log_call(home: &Path, args: &[String]) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Faults
 
-const ACTIONS: &[&str] = &["fail", "hang", "die", "die-after", "start-quirk"];
+const ACTIONS: &[&str] = &[
+    "fail",
+    "hang",
+    "die",
+    "die-after",
+    "start-quirk",
+    "stale-settings",
+    "misname",
+];
 
 fn fault_matches(words: &[String], args: &[String]) -> bool {
     let Some((first, rest)) = words.split_first() else {
@@ -224,6 +233,28 @@ fn fire_fault(
     fault: model::Fault,
 ) -> Result<i32> {
     match fault.action.as_str() {
+        // The call works, but the settings files keep their old text (as if
+        // read before VirtualBox saved them).
+        "stale-settings" => {
+            let out = cmds::dispatch(ctx, &mut st, args)?;
+            if toml::to_string(&st)? != before {
+                model::save(state_path, &st)?;
+            }
+            drop(lock);
+            Ok(emit(out))
+        }
+        // `snapshot <vm> take <name>` works but names the snapshot
+        // "<name> (2)": a result vblaunch must refuse to start.
+        "misname" => {
+            let mut args = args.to_vec();
+            if let Some(name) = args.get_mut(3) {
+                name.push_str(" (2)");
+            }
+            let out = cmds::dispatch(ctx, &mut st, &args)?;
+            persist(state_path, &st, before)?;
+            drop(lock);
+            Ok(emit(out))
+        }
         "fail" => {
             persist(state_path, &st, before)?;
             drop(lock);
@@ -313,7 +344,7 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
                 return Ok(usage(
-                    "fault: no action (fail|hang|die|die-after|start-quirk)",
+                    "fault: no action (fail|hang|die|die-after|start-quirk|stale-settings|misname)",
                 ));
             };
             if pos == 0 {
