@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import statistics
@@ -30,6 +31,8 @@ import time
 from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# VBoxManage inside the chroot that setup-real-vbox.sh builds.
+NATIVE_VBM = "/usr/lib/virtualbox/VBoxManage"
 MiB = 1024 * 1024
 
 # Why each VBoxManage call of one steady-state `vblaunch fold VM` is made (the
@@ -478,6 +481,19 @@ class Real:
         self.w.vbox("list", "vms")
         self.vms = {}
         self.call_ms = {}
+        # Native mode: the contender runs INSIDE the chroot (one wrapper
+        # entry per fold, paid by both contenders alike) and calls VBoxManage
+        # directly, as on a machine with VirtualBox installed. The binaries go
+        # under the world's folder (/tmp is shared with the chroot).
+        self.native_ok = a.vboxmanage.endswith("vboxmanage-chroot")
+        if self.native_ok:
+            nb = self.w.p("native")
+            os.makedirs(nb)
+            for src in (a.vblaunch, os.path.join(HERE, "seed-fold.sh"), os.path.join(HERE, "floor-fold.sh")):
+                shutil.copy(src, nb)
+            e = dict(self.w.env, VBLAUNCH_VBOXMANAGE=NATIVE_VBM, VBOXMANAGE=NATIVE_VBM, PATH="/usr/bin:/bin")
+            e.pop("VBOX_CHROOT", None)
+            self.native_env = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(e.items())) + '; exec "$@"'
 
     def vm(self, name, mb, managed):
         """A VM in steady state: vblaunch-managed (two folds done) or seed-managed."""
@@ -512,9 +528,22 @@ class Real:
             finally:
                 os.close(fd)
 
-    def fold_vblaunch(self, name):
+    def inside(self, argv):
+        """`argv` run inside the chroot with the world's environment."""
+        return [self.a.vboxmanage, "-c", self.native_env, "sh", *argv]
+
+    def native_path(self, tool):
+        return os.path.join(self.w.p("native"), os.path.basename(tool))
+
+    def timed_as(self, argv, native, env=None):
+        if native:
+            return self.w.timed(self.inside(argv), env={"VBOX_WRAPPER_PROG": "/bin/sh"})[0]
+        return self.w.timed(argv, env=env)[0]
+
+    def fold_vblaunch(self, name, native=False):
         open(self.w.log_file(), "w").close()
-        ms = self.w.timed([self.a.vblaunch, "fold", name])[0]
+        exe = self.native_path(self.a.vblaunch) if native else self.a.vblaunch
+        ms = self.timed_as([exe, "fold", name], native)
         with open(self.w.log_file()) as f:
             iv = call_intervals(f.read())
         for s_, e_, cmd in iv:
@@ -523,23 +552,24 @@ class Real:
             self.call_ms.setdefault(kind, []).append((e_ - s_) * 1000)
         return ms
 
-    def fold_floor(self, name):
-        return self.w.timed(["bash", os.path.join(HERE, "floor-fold.sh"), name],
-                            env={"VBOXMANAGE": self.a.vboxmanage})[0]
+    def fold_floor(self, name, native=False):
+        script = self.native_path("floor-fold.sh") if native else os.path.join(HERE, "floor-fold.sh")
+        return self.timed_as(["bash", script, name], native, env={"VBOXMANAGE": self.a.vboxmanage})
 
-    def fold_seed(self, name):
-        return self.w.timed(["sh", os.path.join(HERE, "seed-fold.sh"), name],
-                            env={"VBOXMANAGE": self.a.vboxmanage})[0]
+    def fold_seed(self, name, native=False):
+        script = self.native_path("seed-fold.sh") if native else os.path.join(HERE, "seed-fold.sh")
+        return self.timed_as(["sh", script, name], native, env={"VBOXMANAGE": self.a.vboxmanage})
 
-    def compare(self, mib, runs, floor):
+    def compare(self, mib, runs, floor, native=False):
         """vblaunch / seed script [/ floor script] folds on twin VMs, `mib` MiB
         written before each, in rotating order."""
         self.vm("BenchV", 2048, True)
         self.vm("BenchS", 2048, False)
-        who = [("v", "BenchV", self.fold_vblaunch), ("s", "BenchS", self.fold_seed)]
+        who = [("v", "BenchV", lambda n: self.fold_vblaunch(n, native)),
+               ("s", "BenchS", lambda n: self.fold_seed(n, native))]
         if floor:
             self.vm("BenchF", 2048, False)
-            who.append(("f", "BenchF", self.fold_floor))
+            who.append(("f", "BenchF", lambda n: self.fold_floor(n, native)))
         res = {k: [] for k, _, _ in who}
         for i in range(runs):
             order = who[i % len(who):] + who[:i % len(who)]
@@ -548,7 +578,7 @@ class Real:
             for k, name, fold in order:
                 self.prepare(name, mib)
                 res[k].append(fold(name))
-            log(f"  {mib} MiB run {i + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.0f} ms" for k, v in res.items()))
+            log(f"  {'native ' if native else ''}{mib} MiB run {i + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.0f} ms" for k, v in res.items()))
         return res["v"], res["s"], res.get("f", [])
 
     def call_costs(self, n=9):
@@ -583,17 +613,21 @@ class Real:
 def section_real(a, out, real):
     load = os.getloadavg()[0]
     rows = []
-    cases = [(0, a.runs, True), (64, a.runs, True)]
+    cases = [(0, a.runs, True, False), (64, a.runs, True, False)]
     if a.runs_1g > 0:
-        cases.append((1024, a.runs_1g, False))
-    for mib, runs, floor in cases:
-        log(f"real: {mib} MiB diff, {runs} runs each, rotating order")
+        cases.append((1024, a.runs_1g, False, False))
+    if real.native_ok:
+        cases += [(0, a.runs, True, True)]
+        if a.runs_1g > 0:
+            cases.append((1024, a.runs_1g, False, True))
+    calls = {}
+    for mib, runs, floor, native in cases:
+        log(f"real: {mib} MiB diff, {runs} runs each, rotating order{', native calls' if native else ''}")
+        real.call_ms = {}
+        v, s, f = real.compare(mib, runs, floor, native)
         if mib == 0:
-            real.call_ms = {}
-        v, s, f = real.compare(mib, runs, floor)
-        if mib == 0:
-            calls = {k: median(x) for k, x in real.call_ms.items()}
-        rows.append((mib, runs, v, s, f))
+            calls["native" if native else "wrapper"] = {k: median(x) for k, x in real.call_ms.items()}
+        rows.append((mib, runs, v, s, f, native))
     wrapper, version = real.call_costs()
     lines = [
         "### 1. Real VirtualBox: `vblaunch fold` vs. the seed's script and the floor",
@@ -602,15 +636,19 @@ def section_real(a, out, real):
         "diff first (untimed, through IMediumIO.write; then `sync` and the diff and base evicted from",
         "the page cache, so the merge reads from disk), then times the fold; the order of",
         "the contenders rotates every run. Median wall time. *Seed script*: `snapshot VM delete current;",
-        "snapshot VM take current` (`tests/bench/seed-fold.sh`). *Floor*: the six calls vblaunch must make,",
+        "snapshot VM take current` (`tests/bench/seed-fold.sh`). *Floor*: the four calls vblaunch makes,",
         "reads concurrent, in a shell script without any checks (`tests/bench/floor-fold.sh`).",
+        "*Calls*: `wrapper` = every VBoxManage call goes through the unshare+chroot wrapper (what",
+        "the tests use); `native` = the contender itself runs inside the chroot and calls VBoxManage",
+        "directly, as on a machine with VirtualBox installed (each run enters the chroot once, both",
+        "contenders alike).",
         "",
         f"Load average at the start: {load:.2f}. Slowest single run in brackets.",
         "",
-        "| diff written before each fold | runs each | vblaunch, ms | seed script, ms | floor script, ms | added vs. seed, ms | vblaunch − floor, ms | ratio vblaunch/seed | target | met |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| diff written before each fold | calls | runs each | vblaunch, ms | seed script, ms | floor script, ms | added vs. seed, ms | vblaunch − floor, ms | ratio vblaunch/seed | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for mib, runs, v, s, f in rows:
+    for mib, runs, v, s, f, native in rows:
         mv, ms_ = median(v), median(s)
         mf = median(f) if f else None
         added, ratio = mv - ms_, mv / ms_
@@ -622,18 +660,19 @@ def section_real(a, out, real):
             target, ok = "—", None
         label = "empty" if mib == 0 else (f"{mib // 1024} GiB" if mib >= 1024 else f"{mib} MiB")
         lines.append(
-            f"| {label} | {runs} | {fmt_ms(mv)} [{max(v):.0f}] | {fmt_ms(ms_)} [{max(s):.0f}] | "
+            f"| {label} | {'native' if native else 'wrapper'} | {runs} | {fmt_ms(mv)} [{max(v):.0f}] | {fmt_ms(ms_)} [{max(s):.0f}] | "
             f"{f'{fmt_ms(mf)} [{max(f):.0f}]' if f else '—'} | {added:+.0f} | "
             f"{f'{mv - mf:+.0f}' if f else '—'} | {ratio:.2f} | {target} | {'—' if ok is None else ('yes' if ok else 'NO')} |")
     lines += ["", "Where vblaunch's time goes (empty diff; median duration of each call in vblaunch's log; the",
               "reads of one round run concurrently, so a round costs its slowest call):", "",
-              "| call | ms |", "|---|---:|"]
+              "| call | through the wrapper, ms | native, ms |", "|---|---:|---:|"]
     if wrapper is not None:
-        lines.append(f"| the chroot wrapper alone (`VBOX_WRAPPER_PROG=/bin/true`; included in every call below) | {fmt_ms(wrapper)} |")
-    lines.append(f"| `VBoxManage --version` (no VBoxSVC round trip) | {fmt_ms(version)} |")
+        lines.append(f"| the chroot wrapper alone (`VBOX_WRAPPER_PROG=/bin/true`) | {fmt_ms(wrapper)} | — |")
+    lines.append(f"| `VBoxManage --version` (no VBoxSVC round trip) | {fmt_ms(version)} | — |")
+    cw, cn = calls.get("wrapper", {}), calls.get("native", {})
     for k in ("showvminfo", "list hdds", "snapshot delete", "snapshot take"):
-        if k in calls:
-            lines.append(f"| `{k}` | {fmt_ms(calls[k])} |")
+        if k in cw or k in cn:
+            lines.append(f"| `{k}` | {fmt_ms(cw[k]) if k in cw else '—'} | {fmt_ms(cn[k]) if k in cn else '—'} |")
     if real.fill_secs:
         per = {}
         for mib, sec in real.fill_secs:
