@@ -25,6 +25,7 @@ use anyhow::{Context as _, Result};
 
 use crate::exit::{fail, Code};
 use crate::vbox::media::{self, Medium};
+use crate::vbox::settings::refs as settings_refs;
 use crate::vbox::{VBoxManage, VmInfo};
 use crate::Context;
 
@@ -544,19 +545,10 @@ fn machine_entries(ctx: &Context) -> Vec<(String, PathBuf)> {
         let Ok(text) = std::fs::read_to_string(home.join("VirtualBox.xml")) else {
             continue;
         };
-        return tags(&text, "MachineEntry")
-            .into_iter()
-            .filter_map(|t| {
-                let u = attr(t, "uuid")?.trim_matches(['{', '}']).to_lowercase();
-                let src = PathBuf::from(attr(t, "src")?);
-                let src = if src.is_relative() {
-                    home.join(src)
-                } else {
-                    src
-                };
-                Some((u, src))
-            })
-            .collect();
+        return crate::vbox::settings::machine_entries(&text, &home).unwrap_or_else(|e| {
+            log::warn!("{}: {e}", home.join("VirtualBox.xml").display());
+            Vec::new()
+        });
     }
     Vec::new()
 }
@@ -577,78 +569,6 @@ fn uuid_from_backups(ctx: &Context, vm_arg: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// The start tags `<name …>` in an XML text (attributes unparsed).
-fn tags<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
-    let open = format!("<{name} ");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(&open) {
-        let tail = &rest[i..];
-        let end = tail.find('>').unwrap_or(tail.len());
-        out.push(&tail[..end]);
-        rest = &tail[end..];
-    }
-    out
-}
-
-/// An attribute's (unescaped) value in a start tag.
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let key = format!(" {name}=\"");
-    let i = tag.find(&key)? + key.len();
-    let end = tag[i..].find('"')?;
-    Some(
-        tag[i..i + end]
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
-/// What a settings file references: (registry images uuid → location, image uuids attached).
-struct SettingsRefs {
-    registry: Vec<(String, PathBuf)>,
-    attached: Vec<String>,
-    snapshot_folder: PathBuf,
-}
-
-fn settings_refs(text: &str, cfg: &Path) -> SettingsRefs {
-    let dir = cfg.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let abs = |p: &str| {
-        let p = PathBuf::from(p);
-        if p.is_relative() {
-            dir.join(p)
-        } else {
-            p
-        }
-    };
-    let registry = ["HardDisk", "DVDImage", "FloppyImage"]
-        .iter()
-        .flat_map(|n| tags(text, n))
-        .filter_map(|t| {
-            Some((
-                attr(t, "uuid")?.trim_matches(['{', '}']).to_lowercase(),
-                abs(&attr(t, "location")?),
-            ))
-        })
-        .collect();
-    let attached = tags(text, "Image")
-        .into_iter()
-        .filter_map(|t| Some(attr(t, "uuid")?.trim_matches(['{', '}']).to_lowercase()))
-        .collect();
-    let snapshot_folder = tags(text, "Machine")
-        .first()
-        .and_then(|t| attr(t, "snapshotFolder"))
-        .map(|s| abs(&s))
-        .unwrap_or_else(|| dir.join("Snapshots"));
-    SettingsRefs {
-        registry,
-        attached,
-        snapshot_folder,
-    }
 }
 
 /// The `.vdi` files of a folder.
@@ -724,7 +644,21 @@ fn inaccessible_check(
             return c;
         }
     };
-    let refs = settings_refs(&text, cfg);
+    let refs = match settings_refs(&text, cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut c = check(
+                Level::Fail,
+                name,
+                format!("VM {{{uuid}}} is inaccessible: its settings file {e}"),
+            )
+            .recovery(restore_steps(ctx, uuid, cfg));
+            if let Some(from) = good_settings_copy(ctx, uuid, cfg, media) {
+                c = c.fix(Fix::RestoreSettings { from });
+            }
+            return c;
+        }
+    };
     let known: Vec<&str> = refs
         .registry
         .iter()
@@ -869,7 +803,9 @@ fn good_settings_copy(ctx: &Context, uuid: &str, cfg: &Path, media: &[Medium]) -
         if current.as_deref() == Some(text.as_bytes()) {
             return false;
         }
-        let refs = settings_refs(&text, cfg);
+        let Ok(refs) = settings_refs(&text, cfg) else {
+            return false;
+        };
         let all_exist = refs.registry.iter().all(|(_, p)| p.is_file());
         let known: Vec<&str> = refs
             .registry

@@ -230,6 +230,57 @@ fn collect_snapshots(
     Ok(me)
 }
 
+/// What a settings file references, for `vblaunch doctor` (which must cope
+/// with files VirtualBox cannot load, so it reads no more than this).
+#[derive(Debug, PartialEq)]
+pub struct Refs {
+    /// The VM's media registry (hard disks, DVD and floppy images): uuid → file.
+    pub registry: Vec<(String, PathBuf)>,
+    /// Every image uuid attached, in the current state and in snapshots.
+    pub attached: Vec<String>,
+    pub snapshot_folder: PathBuf,
+}
+
+pub fn refs(text: &str, path: &Path) -> Result<Refs, String> {
+    let doc =
+        Document::parse(text).map_err(|e| format!("{} is not valid XML: {e}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let m = child(doc.root_element(), "Machine")
+        .ok_or_else(|| format!("{} has no <Machine> element", path.display()))?;
+    let registry = child(m, "MediaRegistry")
+        .into_iter()
+        .flat_map(|r| r.descendants())
+        .filter(|n| matches!(n.tag_name().name(), "HardDisk" | "DVDImage" | "FloppyImage"))
+        .filter_map(|n| {
+            Some((
+                uuid_attr(n, "uuid")?,
+                resolve(dir, n.attribute("location")?),
+            ))
+        })
+        .collect();
+    let attached = m
+        .descendants()
+        .filter(|n| n.tag_name().name() == "Image")
+        .filter_map(|n| uuid_attr(n, "uuid"))
+        .collect();
+    Ok(Refs {
+        registry,
+        attached,
+        snapshot_folder: resolve(dir, m.attribute("snapshotFolder").unwrap_or("Snapshots")),
+    })
+}
+
+/// The `<MachineEntry uuid="{…}" src="…"/>` of VirtualBox.xml in `home`:
+/// (uuid, settings file).
+pub fn machine_entries(text: &str, home: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let doc = Document::parse(text).map_err(|e| format!("not valid XML: {e}"))?;
+    Ok(doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "MachineEntry")
+        .filter_map(|n| Some((uuid_attr(n, "uuid")?, resolve(home, n.attribute("src")?))))
+        .collect())
+}
+
 /// Read and parse the settings file.
 pub fn read(path: &Path) -> Result<Settings, String> {
     let text = std::fs::read_to_string(path)
@@ -322,6 +373,47 @@ mod tests {
         let s = parse(&cut, Path::new("/vms/x/x.vbox")).unwrap();
         let e = s.complete().unwrap_err();
         assert!(e.contains("82b891f6"), "{e}");
+    }
+
+    #[test]
+    fn refs_decode_character_references_in_paths() {
+        let cfg = Path::new("/vms/R/R.vbox");
+        let r = refs(&fixture("47-real-settings.vbox"), cfg).unwrap();
+        assert_eq!(r.registry.len(), 8);
+        assert!(r.registry.contains(&(
+            "7cfe6324-201d-447e-95a8-4d90fc0eccea".to_string(),
+            PathBuf::from("/tmp/exp/vms2/Rich \"VM\" \u{fc}/base.vdi")
+        )));
+        assert!(r.registry.contains(&(
+            "c763aa88-08b0-423b-8730-834b0af4a27e".to_string(),
+            PathBuf::from("/vms/R/Snapshots/{c763aa88-08b0-423b-8730-834b0af4a27e}.vdi")
+        )));
+        // Current state (2) and three snapshots (2 each).
+        assert_eq!(r.attached.len(), 8);
+        assert_eq!(r.snapshot_folder, PathBuf::from("/vms/R/Snapshots"));
+        assert!(refs("<VirtualBox><Machine", cfg).is_err());
+    }
+
+    #[test]
+    fn machine_entries_resolve_relative_sources() {
+        let xml = r#"<VirtualBox><Global><MachineRegistry>
+            <MachineEntry uuid="{AAAAAAAA-0000-0000-0000-000000000001}" src="/vms/A &#xC4;/A.vbox"/>
+            <MachineEntry uuid="{bbbbbbbb-0000-0000-0000-000000000002}" src="B/B.vbox"/>
+            </MachineRegistry></Global></VirtualBox>"#;
+        let e = machine_entries(xml, Path::new("/home/u/.config/VirtualBox")).unwrap();
+        assert_eq!(
+            e,
+            [
+                (
+                    "aaaaaaaa-0000-0000-0000-000000000001".to_string(),
+                    PathBuf::from("/vms/A \u{c4}/A.vbox")
+                ),
+                (
+                    "bbbbbbbb-0000-0000-0000-000000000002".to_string(),
+                    PathBuf::from("/home/u/.config/VirtualBox/B/B.vbox")
+                ),
+            ]
+        );
     }
 
     #[test]
