@@ -142,6 +142,55 @@ fn wait_returns_when_the_vm_powers_off_and_fold_on_exit_merges_the_session() {
     assert_folded(&w, &vm.uuid, "current");
 }
 
+/// Ctrl-C in the terminal (SIGINT to vblaunch's whole process group) stops
+/// the waiting, never the VM: no call that could stop it, the VM still
+/// running, the lock released.
+#[test]
+fn ctrl_c_while_waiting_stops_vblaunch_not_the_vm() {
+    use std::os::unix::process::CommandExt;
+    let w = World::fake();
+    let vm = w.create_vm("Interrupted", 16);
+    w.write_config("wait = true\nfold_on_exit = true\nwait_poll_ms = 20\n");
+    let mut cmd = Command::new(VBLAUNCH);
+    w.base_env_pub(&mut cmd);
+    cmd.env("VBLAUNCH_VBOXMANAGE", FAKE)
+        .arg("Interrupted")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    let err = child.stderr.as_mut().unwrap();
+    while !String::from_utf8_lossy(&seen).contains("Waiting for VM 'Interrupted'") {
+        let n = err.read(&mut buf).unwrap();
+        assert!(n > 0, "ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let started = calls(&w).len();
+    let pgid = child.id();
+    let st = Command::new("kill")
+        .args(["-INT", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out) = finish(child, String::from_utf8_lossy(&seen).into_owned());
+    assert_ne!(code, 0, "{out}");
+    assert_eq!(w.info(&vm.uuid).state, "running", "{out}");
+    let c = calls(&w);
+    assert!(
+        c[started..]
+            .iter()
+            .all(|l| l.starts_with("showvminfo") || l.starts_with("list")),
+        "only reads after the start: {c:#?}"
+    );
+    // The lock went with the process: the next run gets as far as the VM's
+    // state (running: refused, exit 5), not "another vblaunch runs" (4).
+    let r = w.vblaunch(&["fold", "Interrupted", "--no-wait"]);
+    assert_eq!(r.code, 5, "{r}");
+}
+
 #[test]
 fn a_saved_session_is_not_folded_on_exit() {
     let w = World::fake();
