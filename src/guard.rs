@@ -103,8 +103,13 @@ impl Scanner {
             };
             let mut path = entry.path();
             path.push("comm");
-            if let Ok(comm) = std::fs::read(&path) {
-                let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+            // open + one read + close: comm is at most 16 bytes (fs::read
+            // would add a statx and a second read per process).
+            let mut buf = [0u8; 64];
+            let read =
+                std::fs::File::open(&path).and_then(|mut f| std::io::Read::read(&mut f, &mut buf));
+            if let Ok(n) = read {
+                let comm = buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n]);
                 out.push((pid, String::from_utf8_lossy(comm).into_owned()));
             }
         }

@@ -119,17 +119,17 @@ pub struct JournalWriter {
 }
 
 impl JournalWriter {
+    /// A journal for a new run. Nothing is written until the first step
+    /// begins: a run that changes nothing leaves the previous journal.
     pub fn start(data_dir: &Path, vm_uuid: &str, run: &str) -> Result<JournalWriter> {
-        let w = JournalWriter {
+        Ok(JournalWriter {
             path: dir(data_dir, vm_uuid).join("journal.toml"),
             journal: Journal {
                 run: run.to_string(),
                 started: now(),
                 entries: Vec::new(),
             },
-        };
-        w.save()?;
-        Ok(w)
+        })
     }
 
     fn save(&self) -> Result<()> {

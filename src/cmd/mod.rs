@@ -46,7 +46,8 @@ fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
 
 /// 1. lock the VM (by the name or UUID given): a second vblaunch exits at once;
 /// 2. guard: wait until no VirtualBox front end runs (a dry run only warns);
-/// 3. read the VM and the media registry;
+/// 3. read the VM and the media registry (concurrently with the first scan of
+///    step 2; used only if that scan found VirtualBox closed);
 /// 4. lock by the VM's UUID too (the same VM may be named either way).
 pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
     let eff0 = ctx.config.effective(&[vm_arg]);
@@ -67,8 +68,23 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
             guard::wait_until_closed(scanner, &eff.guard_processes, &guard_policy(ctx, eff))
         }
     };
-    check(&mut scanner, &eff0)?;
-    let (vm, media) = vb.read_vm(vm_arg)?;
+    // The first scan and the read are independent and read-only, so they run
+    // concurrently (the scan takes a few ms with hundreds of processes). The
+    // read counts only if that scan found no front end; otherwise it is
+    // dropped, and made again once VirtualBox is closed.
+    let (scan, early) = std::thread::scope(|s| {
+        let read = s.spawn(|| vb.read_vm(vm_arg));
+        let scan = scanner.scan(&eff0.guard_processes);
+        (scan, read.join())
+    });
+    let early = early.map_err(|_| anyhow::anyhow!("internal error: the read thread panicked"))?;
+    let (vm, media) = match scan {
+        Ok(running) if running.is_empty() => early?,
+        _ => {
+            check(&mut scanner, &eff0)?;
+            vb.read_vm(vm_arg)?
+        }
+    };
     let keys = [vm_arg, vm.name.as_str(), vm.uuid.as_str()];
     let eff = ctx.config.effective(&keys);
     if let Some((name, _)) = ctx.config.vm_table(&keys) {
