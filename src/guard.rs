@@ -72,7 +72,13 @@ impl Scanner {
     /// Front ends running now. Fails closed when the list is unreadable (our
     /// own process must be in it).
     pub fn scan(&mut self, wanted: &[String]) -> Result<Vec<FrontEnd>> {
+        let t = std::time::Instant::now();
         let names = self.processes()?;
+        log::debug!(
+            "process scan: {} processes in {:.2} ms",
+            names.len(),
+            t.elapsed().as_secs_f64() * 1000.0
+        );
         if !names.iter().any(|(pid, _)| *pid == self.own) {
             return Err(fail(
                 Code::VirtualBoxRunning,

@@ -116,6 +116,11 @@ pub fn load_journal(data_dir: &Path, vm_uuid: &str) -> Result<Journal> {
 pub struct JournalWriter {
     path: PathBuf,
     journal: Journal,
+    /// A step's success is recorded in memory and written with the next
+    /// write (the next step's intent, or on drop): nothing changes the VM
+    /// between the two, so one write says both, and a crash in between reads
+    /// as "interrupted in that step", which the next run checks anyway.
+    unsaved: bool,
 }
 
 impl JournalWriter {
@@ -129,11 +134,14 @@ impl JournalWriter {
                 started: now(),
                 entries: Vec::new(),
             },
+            unsaved: false,
         })
     }
 
-    fn save(&self) -> Result<()> {
-        write_atomic(&self.path, toml::to_string(&self.journal)?.as_bytes())
+    fn save(&mut self) -> Result<()> {
+        write_atomic(&self.path, toml::to_string(&self.journal)?.as_bytes())?;
+        self.unsaved = false;
+        Ok(())
     }
 
     /// Run `f` as one journalled step: recorded before it starts, its outcome
@@ -147,11 +155,20 @@ impl JournalWriter {
     ) -> Result<T> {
         self.begin(step, vm, snapshot)?;
         let result = f();
-        self.end(&match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => format!("failed: {e}"),
-        })?;
+        match &result {
+            Ok(_) => {
+                self.set_outcome("ok");
+                self.unsaved = true;
+            }
+            Err(e) => self.end(&format!("failed: {e}"))?,
+        }
         result
+    }
+
+    fn set_outcome(&mut self, outcome: &str) {
+        if let Some(e) = self.journal.entries.last_mut() {
+            e.outcome = Some(outcome.to_string());
+        }
     }
 
     /// Record a step before it runs.
@@ -168,10 +185,22 @@ impl JournalWriter {
 
     /// Record how the last step ended.
     pub fn end(&mut self, outcome: &str) -> Result<()> {
-        if let Some(e) = self.journal.entries.last_mut() {
-            e.outcome = Some(outcome.to_string());
-        }
+        self.set_outcome(outcome);
         self.save()
+    }
+}
+
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        if self.unsaved {
+            if let Err(e) = self.save() {
+                log::warn!(
+                    "could not record the end of the last step in {}: {e:#} (the next run \
+                     will re-check what VirtualBox holds)",
+                    self.path.display()
+                );
+            }
+        }
     }
 }
 
@@ -283,6 +312,21 @@ mod tests {
         assert_eq!(read.unfinished().unwrap().snapshot.as_deref(), Some("s"));
         j.end("ok").unwrap();
         assert!(load_journal(d.path(), "vm").unwrap().unfinished().is_none());
+    }
+
+    #[test]
+    fn the_last_steps_success_is_written_when_the_writer_goes() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = JournalWriter::start(d.path(), "vm", "fold").unwrap();
+        j.step("take".into(), "vm", None, || Ok(())).unwrap();
+        j.step("delete".into(), "vm", Some("s"), || Ok(())).unwrap();
+        // Each step's intent is on disk before it runs.
+        let mid = load_journal(d.path(), "vm").unwrap();
+        assert_eq!(mid.entries.len(), 2);
+        assert_eq!(mid.entries[0].outcome.as_deref(), Some("ok"));
+        drop(j);
+        let read = load_journal(d.path(), "vm").unwrap();
+        assert!(read.unfinished().is_none(), "{read:?}");
     }
 
     #[test]
