@@ -189,3 +189,13 @@ pub fn pause_for_enter() {
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
 }
+
+/// A recorded VBoxManage output (or settings file) from tests/fixtures.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}

@@ -164,6 +164,21 @@ enum Chunk {
     ErrClosed,
 }
 
+/// The `Command` for a command line: argv and environment, stdin null,
+/// stdout piped.
+fn command(cmd: &CommandLine, stderr: Stdio) -> Command {
+    let mut command = Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    for (k, v) in &cmd.env {
+        command.env(k, v);
+    }
+    command
+}
+
 /// Run the command to completion (or its deadline), reporting events.
 pub fn run(
     cmd: &CommandLine,
@@ -171,15 +186,7 @@ pub fn run(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Output, RunError> {
     let shown = cmd.to_string();
-    let mut command = Command::new(&cmd.program);
-    command
-        .args(&cmd.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in &cmd.env {
-        command.env(k, v);
-    }
+    let mut command = command(cmd, Stdio::piped());
     if cmd.detach_from_terminal_signals {
         detach(&mut command);
     }
@@ -339,15 +346,7 @@ impl Background {
     /// discarded.
     pub fn start_and_wait_for_line(cmd: &CommandLine, within: Duration) -> Result<Self, RunError> {
         let shown = cmd.to_string();
-        let mut command = Command::new(&cmd.program);
-        command
-            .args(&cmd.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in &cmd.env {
-            command.env(k, v);
-        }
+        let mut command = command(cmd, Stdio::null());
         detach(&mut command);
         let mut child = command.spawn().map_err(|source| RunError::Spawn {
             command: shown.clone(),

@@ -144,13 +144,7 @@ pub fn chain<'a>(media: &'a [Medium], uuid: &str) -> Vec<Result<&'a Medium, Stri
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::fixture;
 
     #[test]
     fn parses_recorded_list_hdds_with_three_diffs() {

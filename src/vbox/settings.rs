@@ -292,13 +292,7 @@ pub fn read(path: &Path) -> Result<Settings, String> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::fixture;
 
     /// The settings file and `showvminfo` + `list hdds` of the same real VM
     /// (VirtualBox 7.2.22: a name with quotes and non-ASCII, two controllers,

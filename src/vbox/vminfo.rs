@@ -371,10 +371,7 @@ pub fn parse(text: &str) -> Result<VmInfo, ParseError> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::fixture;
 
     #[test]
     fn parses_recorded_vm_without_snapshots() {

@@ -317,17 +317,24 @@ fn drop_registry_entry(cfg: &Path, uuid: &str) {
     std::fs::write(cfg, kept.join("\n") + "\n").unwrap();
 }
 
+/// A managed VM whose current diff (with known bytes) VirtualBox's registry
+/// lost: (the VM, what it saw, the diff's UUID, the diff's file).
+fn lose_current_diff(w: &World, name: &str) -> (Vm, Vec<u8>, String, PathBuf) {
+    let vm = adopted(w, name);
+    assert_eq!(w.vblaunch(&["fold", name]).code, 0);
+    let before = write_and_read(w, &vm.uuid, "written before the registry lost the diff");
+    let leaf_uuid = w.info(&vm.uuid).attachments[0].image_uuid.clone();
+    let leaf = w.leaf(&vm.uuid);
+    let cfg = cfg_file(w, &vm.uuid);
+    wait_for_vboxsvc_exit(w);
+    drop_registry_entry(&cfg, &leaf_uuid);
+    (vm, before, leaf_uuid, leaf)
+}
+
 #[test]
 fn real_doctor_unregistered_diff_is_repaired_by_fix() {
     let w = real_world!("real_doctor_unregistered_diff_is_repaired_by_fix");
-    let vm = adopted(&w, "Doc Reg");
-    assert_eq!(w.vblaunch(&["fold", "Doc Reg"]).code, 0);
-    let before = write_and_read(&w, &vm.uuid, "written before the registry lost the diff");
-    let leaf_uuid = w.info(&vm.uuid).attachments[0].image_uuid.clone();
-    let leaf = w.leaf(&vm.uuid);
-    let cfg = cfg_file(&w, &vm.uuid);
-    wait_for_vboxsvc_exit(&w);
-    drop_registry_entry(&cfg, &leaf_uuid);
+    let (vm, before, leaf_uuid, leaf) = lose_current_diff(&w, "Doc Reg");
     let r = w.vbox(&["showvminfo", "Doc Reg", "--machinereadable"]);
     assert_ne!(r.code, 0, "the VM is inaccessible now: {r}");
 
@@ -362,13 +369,7 @@ fn real_doctor_unregistered_diff_is_repaired_by_fix() {
 #[test]
 fn real_doctor_unregistered_diff_manual_recovery_works() {
     let w = real_world!("real_doctor_unregistered_diff_manual_recovery_works");
-    let vm = adopted(&w, "Doc Hand");
-    let before = write_and_read(&w, &vm.uuid, "written before the registry lost the diff");
-    let leaf_uuid = w.info(&vm.uuid).attachments[0].image_uuid.clone();
-    let leaf = w.leaf(&vm.uuid);
-    let cfg = cfg_file(&w, &vm.uuid);
-    wait_for_vboxsvc_exit(&w);
-    drop_registry_entry(&cfg, &leaf_uuid);
+    let (vm, before, _, leaf) = lose_current_diff(&w, "Doc Hand");
 
     let r = w.vblaunch(&["doctor", "Doc Hand"]);
     assert_eq!(r.code, 6, "{r}");

@@ -44,6 +44,11 @@ fn last_start(w: &World) -> String {
         .unwrap_or_default()
 }
 
+/// Whether a logged call is one of vblaunch's reads of the VM.
+fn is_read(call: &str) -> bool {
+    call.starts_with("showvminfo") || call == "list hdds"
+}
+
 fn fault(w: &World, spec: &[&str]) {
     let mut args = vec!["fake", "fault"];
     args.extend_from_slice(spec);
@@ -101,13 +106,8 @@ fn a_settings_file_that_lags_behind_is_checked_against_virtualbox_itself() {
     let r = w.vblaunch(&["fold", "Lag"]);
     assert_eq!(r.code, 0, "{r}");
     let c = calls(&w);
-    let reads = |c: &[String]| {
-        c.iter()
-            .filter(|l| l.starts_with("showvminfo") || l.starts_with("list hdds"))
-            .count()
-    };
     // The file did not show the snapshot just taken, so VirtualBox was asked.
-    assert_eq!(reads(&c), 4, "{c:#?}");
+    assert_eq!(c.iter().filter(|l| is_read(l)).count(), 4, "{c:#?}");
     assert_eq!(c.len(), 6, "{c:#?}");
     assert_folded(&w, &vm.uuid, "current");
     assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), old);
@@ -127,12 +127,7 @@ fn a_result_neither_the_file_nor_virtualbox_confirms_is_exit_10_and_not_started(
     );
     let c = calls(&w);
     // Checked in the file, then through VirtualBox, which confirms the problem.
-    assert!(
-        c[c.len() - 2..]
-            .iter()
-            .all(|l| l.starts_with("showvminfo") || l == "list hdds"),
-        "{c:#?}"
-    );
+    assert!(c[c.len() - 2..].iter().all(|l| is_read(l)), "{c:#?}");
     assert!(!c.iter().any(|l| l.starts_with("startvm")), "{c:#?}");
     assert_eq!(w.info(&vm.uuid).state, "poweroff");
 }
@@ -418,8 +413,7 @@ fn running_virtualbox_is_refused_with_no_wait_and_waited_for_otherwise() {
     // At most the read made alongside the process scan (its result unused).
     let c = calls(&w);
     assert!(
-        c.iter()
-            .all(|l| l.starts_with("showvminfo") || l == "list hdds"),
+        c.iter().all(|l| is_read(l)),
         "only reads while VirtualBox runs: {c:#?}"
     );
     assert_eq!(w.state(&vm.uuid), before);

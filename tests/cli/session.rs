@@ -20,7 +20,24 @@ fn spawn_until(
     extra_path: Option<&std::path::Path>,
     env: &[(&str, &std::path::Path)],
 ) -> (std::process::Child, String) {
+    spawn_until_in(w, args, marker, extra_path, env, false)
+}
+
+/// [`spawn_until`], optionally as the leader of a new process group (like a
+/// command a terminal runs in the foreground).
+fn spawn_until_in(
+    w: &World,
+    args: &[&str],
+    marker: &str,
+    extra_path: Option<&std::path::Path>,
+    env: &[(&str, &std::path::Path)],
+    own_group: bool,
+) -> (std::process::Child, String) {
     let mut cmd = Command::new(VBLAUNCH);
+    if own_group {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
     w.base_env_pub(&mut cmd);
     cmd.env("VBLAUNCH_VBOXMANAGE", FAKE);
     if let Some(p) = extra_path {
@@ -147,27 +164,17 @@ fn wait_returns_when_the_vm_powers_off_and_fold_on_exit_merges_the_session() {
 /// running, the lock released.
 #[test]
 fn ctrl_c_while_waiting_stops_vblaunch_not_the_vm() {
-    use std::os::unix::process::CommandExt;
     let w = World::fake();
     let vm = w.create_vm("Interrupted", 16);
     w.write_config("wait = true\nfold_on_exit = true\nwait_poll_ms = 20\n");
-    let mut cmd = Command::new(VBLAUNCH);
-    w.base_env_pub(&mut cmd);
-    cmd.env("VBLAUNCH_VBOXMANAGE", FAKE)
-        .arg("Interrupted")
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    let err = child.stderr.as_mut().unwrap();
-    while !String::from_utf8_lossy(&seen).contains("Waiting for VM 'Interrupted'") {
-        let n = err.read(&mut buf).unwrap();
-        assert!(n > 0, "ended early: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let (child, seen) = spawn_until_in(
+        &w,
+        &["Interrupted"],
+        "Waiting for VM 'Interrupted'",
+        None,
+        &[],
+        true,
+    );
     let started = calls(&w).len();
     let pgid = child.id();
     let st = Command::new("kill")
@@ -175,7 +182,7 @@ fn ctrl_c_while_waiting_stops_vblaunch_not_the_vm() {
         .status()
         .unwrap();
     assert!(st.success());
-    let (code, out) = finish(child, String::from_utf8_lossy(&seen).into_owned());
+    let (code, out) = finish(child, seen);
     assert_ne!(code, 0, "{out}");
     assert_eq!(w.info(&vm.uuid).state, "running", "{out}");
     let c = calls(&w);
