@@ -36,20 +36,20 @@ NATIVE_VBM = "/usr/lib/virtualbox/VBoxManage"
 MiB = 1024 * 1024
 
 # Why each VBoxManage call of one steady-state `vblaunch fold VM` is made (the
-# seed script makes only the two mutating ones). Reads in the same round run
-# concurrently (src/cmd/fold.rs, read_vm).
+# seed script makes only the two mutating ones). The two reads run one after
+# the other (src/vbox/mod.rs, read_vm: concurrent clients can hang 10 s).
 CALL_REASONS = [
     ("showvminfo VM --machinereadable", "read before",
      "state (poweroff/saved/aborted, no session), snapshot tree, attached disks: the plan needs all three"),
-    ("list hdds", "read before (concurrent with showvminfo)",
+    ("list hdds", "read before (after showvminfo)",
      "the media registry: every disk in the chain exists, is accessible and `normal`; showvminfo alone exits 0 for a deleted diff"),
     ("snapshot VM-UUID delete SNAP-UUID", "seed's call",
      "the fold (merge); by UUID, never by name"),
     ("snapshot VM-UUID take current --description=…", "seed's call",
      "the fresh snapshot; the description carries vblaunch's marker"),
-    ("showvminfo VM-UUID --machinereadable", "verification",
+    ("showvminfo VM-UUID --machinereadable", "verification, only if the settings file does not confirm the fold",
      "the current snapshot is the one just taken, a leaf, named `current`; disks are diffs"),
-    ("list hdds", "verification (concurrent with showvminfo)",
+    ("list hdds", "verification, only if the settings file does not confirm the fold",
      "every attached disk is now a differencing image whose chain is intact"),
     ("startvm VM-UUID --type …", "launch only", "starts the VM"),
 ]
@@ -256,8 +256,8 @@ def section_calls(a, out):
             f"| `vblaunch VM` (launch) | {seed_launch} | {len(launch_calls)} | {launch_rounds} | {target_launch} | "
             f"{'yes' if launch_rounds <= target_launch else 'NO'} |",
             "",
-            "Rounds: calls that run concurrently (overlapping in vblaunch's log) count once; each read",
-            "round is two independent reads (`showvminfo` and `list hdds`) run in parallel.",
+            "Rounds: calls that run concurrently (overlapping in vblaunch's log) count once. The two",
+            "reads run one after the other: started together, one of them can hang for 10 s.",
             "",
             "Calls of one launch, in order:",
             "",
@@ -633,7 +633,7 @@ def section_real(a, out, real):
         "the page cache, so the merge reads from disk), then times the fold; the order of",
         "the contenders rotates every run. Median wall time. *Seed script*: `snapshot VM delete current;",
         "snapshot VM take current` (`tests/bench/seed-fold.sh`). *Floor*: the four calls vblaunch makes,",
-        "reads concurrent, in a shell script without any checks (`tests/bench/floor-fold.sh`).",
+        "in a shell script without any checks (`tests/bench/floor-fold.sh`).",
         "*Calls*: `wrapper` = every VBoxManage call goes through the unshare+chroot wrapper (what",
         "the tests use); `native` = the contender itself runs inside the chroot and calls VBoxManage",
         "directly, as on a machine with VirtualBox installed (each run enters the chroot once, both",
@@ -659,8 +659,7 @@ def section_real(a, out, real):
             f"| {label} | {'native' if native else 'wrapper'} | {runs} | {fmt_ms(mv)} [{max(v):.0f}] | {fmt_ms(ms_)} [{max(s):.0f}] | "
             f"{f'{fmt_ms(mf)} [{max(f):.0f}]' if f else '—'} | {added:+.0f} | "
             f"{f'{mv - mf:+.0f}' if f else '—'} | {ratio:.2f} | {target} | {'—' if ok is None else ('yes' if ok else 'NO')} |")
-    lines += ["", "Where vblaunch's time goes (empty diff; median duration of each call in vblaunch's log; the",
-              "reads of one round run concurrently, so a round costs its slowest call):", "",
+    lines += ["", "Where vblaunch's time goes (empty diff; median duration of each call in vblaunch's log):", "",
               "| call | through the wrapper, ms | native, ms |", "|---|---:|---:|"]
     if wrapper is not None:
         lines.append(f"| the chroot wrapper alone (`VBOX_WRAPPER_PROG=/bin/true`) | {fmt_ms(wrapper)} | — |")
