@@ -779,21 +779,7 @@ mod tests {
     const BASE: &str = "b0000000-0000-0000-0000-000000000000";
 
     fn medium(uuid: &str, parent: Option<&str>) -> Medium {
-        Medium {
-            uuid: uuid.into(),
-            parent: parent.map(Into::into),
-            state: "created".into(),
-            kind: if parent.is_some() {
-                "normal (differencing)"
-            } else {
-                "normal (base)"
-            }
-            .into(),
-            location: PathBuf::from(format!("/vms/{uuid}.vdi")),
-            format: "VDI".into(),
-            capacity_mb: Some(32),
-            access_error: None,
-        }
+        crate::vbox::media::test_medium(uuid, parent, format!("/vms/{uuid}.vdi"), Some(32))
     }
 
     /// A VM whose snapshots are given as (name, parent index, marked); the

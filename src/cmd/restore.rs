@@ -399,19 +399,13 @@ fn run_step(vb: &crate::vbox::VBoxManage, vm: &VmInfo, s: &Step) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vbox::media::test_medium;
     use crate::vbox::vminfo::{Attachment, Snapshot};
     use std::path::PathBuf;
 
     fn vm(names: &[(&str, bool)]) -> (VmInfo, Vec<Medium>) {
         let mut snaps = Vec::new();
-        let mut media = vec![Medium {
-            uuid: "b".into(),
-            parent: None,
-            state: "created".into(),
-            kind: "normal (base)".into(),
-            location: "/v/b.vdi".into(),
-            ..Default::default()
-        }];
+        let mut media = vec![test_medium("b", None, "/v/b.vdi", None)];
         for (i, (n, marked)) in names.iter().enumerate() {
             snaps.push(Snapshot {
                 name: n.to_string(),
@@ -425,18 +419,17 @@ mod tests {
                     vec![]
                 },
             });
-            media.push(Medium {
-                uuid: format!("d{i}"),
-                parent: Some(if i == 0 {
-                    "b".into()
-                } else {
-                    format!("d{}", i - 1)
-                }),
-                state: "created".into(),
-                kind: "normal (differencing)".into(),
-                location: PathBuf::from(format!("/v/d{i}.vdi")),
-                ..Default::default()
-            });
+            let parent = if i == 0 {
+                "b".to_string()
+            } else {
+                format!("d{}", i - 1)
+            };
+            media.push(test_medium(
+                &format!("d{i}"),
+                Some(&parent),
+                format!("/v/d{i}.vdi"),
+                None,
+            ));
         }
         let last = names.len() - 1;
         let v = VmInfo {

@@ -370,24 +370,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
 mod tests {
     use super::*;
     use crate::vbox::vminfo::{Attachment, Snapshot};
-    use std::path::PathBuf;
 
     fn m(uuid: &str, parent: Option<&str>) -> Medium {
-        Medium {
-            uuid: uuid.into(),
-            parent: parent.map(Into::into),
-            state: "created".into(),
-            kind: if parent.is_some() {
-                "normal (differencing)"
-            } else {
-                "normal (base)"
-            }
-            .into(),
-            location: PathBuf::from(format!("/v/{uuid}.vdi")),
-            format: "VDI".into(),
-            capacity_mb: Some(64),
-            access_error: None,
-        }
+        crate::vbox::media::test_medium(uuid, parent, format!("/v/{uuid}.vdi"), Some(64))
     }
 
     fn snap(name: &str, uuid: &str, parent: Option<usize>, marked: bool) -> Snapshot {

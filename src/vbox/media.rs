@@ -119,6 +119,32 @@ pub fn parse(text: &str) -> Vec<Medium> {
     out
 }
 
+/// A `created`, `normal` medium for unit tests: a base without `parent`, a
+/// diff with one.
+#[cfg(test)]
+pub(crate) fn test_medium(
+    uuid: &str,
+    parent: Option<&str>,
+    location: impl Into<PathBuf>,
+    capacity_mb: Option<u64>,
+) -> Medium {
+    Medium {
+        uuid: uuid.into(),
+        parent: parent.map(Into::into),
+        state: "created".into(),
+        kind: if parent.is_some() {
+            "normal (differencing)"
+        } else {
+            "normal (base)"
+        }
+        .into(),
+        location: location.into(),
+        format: "VDI".into(),
+        capacity_mb,
+        access_error: None,
+    }
+}
+
 /// The chain from `uuid` up to its base: `[uuid, parent, …, base]`. Stops
 /// (without looping) at a medium missing from `media`; the caller checks
 /// that the last element is a base.
