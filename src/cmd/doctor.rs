@@ -158,6 +158,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 }
                 Err(e) => {
                     println!("the fix failed: {e:#}");
+                    if c.recovery.is_some() {
+                        println!(
+                            "To recover by hand, follow the \"fix:\" steps printed above for \"{}\".",
+                            c.name
+                        );
+                    }
                     log::warn!("doctor fix failed: {e:#}");
                 }
             }
@@ -1397,8 +1403,9 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
         return Err(fail(
             Code::VirtualBoxRunning,
             format!(
-                "VirtualBox is running ({}); close it and run `vblaunch doctor --fix` again. Nothing was changed.",
-                crate::guard::describe(&running)
+                "VirtualBox is running ({}); close it and run `vblaunch doctor {} --fix` again. Nothing was changed.",
+                crate::guard::describe(&running),
+                crate::process::quote(vm_arg)
             ),
         ));
     }

@@ -73,6 +73,34 @@ fn unknown_vm_fails_naming_the_registered_ones() {
     assert!(r.stdout.contains("registervm"), "{r}");
 }
 
+/// A fix that cannot be done says why and points at the by-hand steps.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fix_refused_while_virtualbox_runs_says_what_to_do_and_changes_nothing() {
+    let w = World::fake();
+    let vm = adopted(&w, "Busy VM");
+    let cfg = cfg_file(&w, &vm.uuid);
+    let tmp = PathBuf::from(format!("{}-tmp", cfg.display()));
+    std::fs::write(&tmp, "half-written settings").unwrap();
+    let own = format!("vbldoc{}", std::process::id());
+    w.write_config(&format!("guard_processes = [\"{own}\"]\n"));
+    let _fe = KillOnDrop::spawn(&w.path(&own));
+    let r = w.vblaunch(&["doctor", "Busy VM", "--fix", "--yes"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stdout.contains("the fix failed: VirtualBox is running")
+            && r.stdout
+                .contains("close it and run `vblaunch doctor 'Busy VM' --fix` again"),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("To recover by hand, follow the \"fix:\" steps printed above"),
+        "{r}"
+    );
+    assert!(tmp.exists(), "nothing was moved");
+}
+
 #[test]
 fn leftover_vbox_tmp_fails_and_fix_moves_it_into_the_backups() {
     let w = World::fake();
