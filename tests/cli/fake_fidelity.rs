@@ -778,3 +778,42 @@ fn inaccessible_medium_blocks_snapshot_operations() {
     assert_eq!(o.code, Some(1));
     assert!(o.stderr.contains("Failed to take snapshot"), "{}", o.stderr);
 }
+
+/// The settings file the fake writes says what its showvminfo and list hdds
+/// say (the real file was checked the same way against a real recording, in
+/// vbox::settings), so fake tests verify through a faithful file.
+#[test]
+fn the_fake_settings_file_matches_its_showvminfo_and_list_hdds() {
+    use crate::support::World;
+    let w = World::fake();
+    let name = "Fid \"<&>\" ü";
+    let vm = w.create_vm(name, 16);
+    w.vbox_ok(&[
+        "snapshot",
+        &vm.uuid,
+        "take",
+        "user <one>",
+        "--description=line one\nSnapshotName=\"x\"\n& end",
+    ]);
+    w.write_config("keep = 3\n");
+    for _ in 0..3 {
+        assert_eq!(w.vblaunch(&["fold", name]).code, 0);
+    }
+    let live = w.info(&vm.uuid);
+    let cfg = live.cfg_file.clone().unwrap();
+    let s = vblaunch::vbox::settings::read(&cfg).unwrap();
+    s.complete().unwrap();
+    assert_eq!(s.vm.uuid, live.uuid);
+    assert_eq!(s.vm.name, live.name);
+    assert_eq!(s.vm.state, live.state);
+    assert_eq!(s.vm.current_snapshot, live.current_snapshot);
+    assert_eq!(s.vm.snapshots, live.snapshots);
+    assert_eq!(s.vm.snapshots.len(), 4, "{:?}", s.vm.snapshots);
+    assert_eq!(s.vm.attachments, live.attachments);
+    let hdds = w.hdds();
+    for m in &s.media {
+        let h = hdds.iter().find(|h| h.uuid == m.uuid).unwrap();
+        assert_eq!((&m.parent, &m.location), (&h.parent, &h.location));
+    }
+    assert_eq!(s.media.len(), hdds.len());
+}
