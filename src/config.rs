@@ -33,6 +33,20 @@ pub struct Hooks {
     pub timeout_secs: Option<u64>,
 }
 
+/// How vblaunch reads a VM before a fold (`vbox::quick`).
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QuickRead {
+    /// One `list --multiple` call plus the settings file, when the guard
+    /// list watches every default front end; else `showvminfo` + `list hdds`.
+    #[default]
+    Auto,
+    /// The quick read even with a narrower guard list.
+    Always,
+    /// Always `showvminfo` + `list hdds`.
+    Never,
+}
+
 /// Settings that may be given globally or per VM.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +79,7 @@ pub struct ConfigFile {
     pub hooks: Option<Hooks>,
     pub call_timeout_secs: Option<u64>,
     pub merge_stall_warning_secs: Option<u64>,
+    pub quick_read: Option<QuickRead>,
     #[serde(default)]
     pub vm: BTreeMap<String, VmTable>,
 }
@@ -123,6 +138,7 @@ pub struct Effective {
     pub hooks: EffectiveHooks,
     pub call_timeout: Duration,
     pub merge_stall_warning: Duration,
+    pub quick_read: QuickRead,
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -362,6 +378,7 @@ impl Config {
                 f.merge_stall_warning_secs
                     .unwrap_or(DEFAULT_MERGE_STALL_WARNING_SECS),
             ),
+            quick_read: f.quick_read.unwrap_or_default(),
         }
     }
 }
@@ -511,6 +528,7 @@ vboxmanage = "/opt/vb/VBoxManage"
             "timeout_secs",
             "call_timeout_secs",
             "merge_stall_warning_secs",
+            "quick_read",
         ] {
             assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         }

@@ -47,6 +47,17 @@ pub fn matching<'a>(
     out
 }
 
+/// Whether `wanted` includes every default front end (the VM processes and
+/// the Manager, whose settings dialog locks a VM). Only then does a scan that
+/// finds none of them also rule out a VM that is starting, saving or open in
+/// the Manager, which the quick read relies on (`vbox::quick`).
+pub fn covers_defaults(wanted: &[String]) -> bool {
+    let wanted: Vec<String> = wanted.iter().map(|w| normalize(w)).collect();
+    crate::config::DEFAULT_GUARD_PROCESSES
+        .iter()
+        .all(|d| wanted.contains(&normalize(d)))
+}
+
 pub struct Scanner {
     #[cfg(not(target_os = "linux"))]
     sys: System,
@@ -218,6 +229,25 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect()
+    }
+
+    #[test]
+    fn only_a_list_with_every_default_covers_the_defaults() {
+        assert!(covers_defaults(&defaults()));
+        let mut more = defaults();
+        more.push("MyFrontEnd".into());
+        assert!(covers_defaults(&more));
+        let upper: Vec<String> = defaults()
+            .iter()
+            .map(|d| format!("{}.EXE", d.to_uppercase()))
+            .collect();
+        assert!(covers_defaults(&upper));
+        let fewer: Vec<String> = defaults()
+            .into_iter()
+            .filter(|d| d != "VirtualBox")
+            .collect();
+        assert!(!covers_defaults(&fewer));
+        assert!(!covers_defaults(&[]));
     }
 
     #[test]

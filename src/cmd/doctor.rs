@@ -525,29 +525,9 @@ fn parse_long_vms(text: &str) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// VBOX_USER_HOME, or the platform default(s).
-fn vbox_user_homes(ctx: &Context) -> Vec<PathBuf> {
-    if let Some(h) = ctx.env("VBOX_USER_HOME").filter(|v| !v.is_empty()) {
-        return vec![PathBuf::from(h)];
-    }
-    let home = ctx
-        .env("HOME")
-        .or_else(|| ctx.env("USERPROFILE"))
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let Some(home) = home else { return Vec::new() };
-    if cfg!(target_os = "macos") {
-        vec![home.join("Library/VirtualBox"), home.join(".VirtualBox")]
-    } else if cfg!(windows) {
-        vec![home.join(".VirtualBox")]
-    } else {
-        vec![home.join(".config/VirtualBox"), home.join(".VirtualBox")]
-    }
-}
-
 /// `<MachineEntry uuid="{…}" src="…"/>` of VirtualBox.xml: (uuid, settings file).
 fn machine_entries(ctx: &Context) -> Vec<(String, PathBuf)> {
-    for home in vbox_user_homes(ctx) {
+    for home in crate::vbox::locate::user_homes(&|v| ctx.env(v)) {
         let Ok(text) = std::fs::read_to_string(home.join("VirtualBox.xml")) else {
             continue;
         };

@@ -9,7 +9,7 @@ pub mod status;
 
 use anyhow::Result;
 
-use crate::config::Effective;
+use crate::config::{Effective, QuickRead};
 use crate::guard::{self, Scanner, WaitPolicy};
 use crate::lock::{self, VmLock};
 use crate::vbox::{Medium, VBoxManage, VmInfo};
@@ -68,27 +68,52 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
             guard::wait_until_closed(scanner, &eff.guard_processes, &guard_policy(ctx, eff))
         }
     };
+    // The quick read (one call + the settings file, `vbox::quick`) leaves the
+    // transient states to the scan, so it is used only after a scan that
+    // watched every default front end and found none.
+    let homes = crate::vbox::locate::user_homes(&|v| ctx.env(v));
+    let quick = |eff: &Effective| match eff.quick_read {
+        QuickRead::Auto => guard::covers_defaults(&eff.guard_processes),
+        QuickRead::Always => true,
+        QuickRead::Never => false,
+    };
+    let read = |eff: &Effective| {
+        if quick(eff) {
+            vb.read_vm_quick(vm_arg, &homes)
+        } else {
+            vb.read_vm(vm_arg)
+        }
+    };
     // The first scan and the read are independent and read-only, so they run
     // concurrently (the scan takes a few ms with hundreds of processes). The
     // read counts only if that scan found no front end; otherwise it is
     // dropped, and made again once VirtualBox is closed.
     let (scan, early) = std::thread::scope(|s| {
-        let read = s.spawn(|| vb.read_vm(vm_arg));
+        let read = s.spawn(|| read(&eff0));
         let scan = scanner.scan(&eff0.guard_processes);
         (scan, read.join())
     });
     let early = early.map_err(|_| anyhow::anyhow!("internal error: the read thread panicked"))?;
-    let (vm, media) = match scan {
+    let (mut vm, mut media) = match scan {
         Ok(running) if running.is_empty() => early?,
         _ => {
             check(&mut scanner, &eff0)?;
-            vb.read_vm(vm_arg)?
+            if ctx.global.dry_run {
+                // A dry run does not wait: VirtualBox may still be open.
+                vb.read_vm(vm_arg)?
+            } else {
+                read(&eff0)?
+            }
         }
     };
     let keys = [vm_arg, vm.name.as_str(), vm.uuid.as_str()];
     let eff = ctx.config.effective(&keys);
     if let Some((name, _)) = ctx.config.vm_table(&keys) {
         log::debug!("using [vm.\"{name}\"] from {}", ctx.config_path.display());
+    }
+    if quick(&eff0) && !quick(&eff) {
+        // The VM's own table watches fewer front ends than the read assumed.
+        (vm, media) = vb.read_vm(&vm.uuid)?;
     }
     if vm.uuid != vm_arg {
         locks.push(lock::acquire(&ctx.locks_dir(), &vm.uuid, &vm.name)?);

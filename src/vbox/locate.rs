@@ -81,6 +81,26 @@ pub fn default_candidates(os: Os, var: &dyn Fn(&str) -> Option<OsString>) -> Vec
 }
 
 /// Join with a backslash whatever OS runs the code (the path is for Windows).
+/// Where VirtualBox keeps VirtualBox.xml: VBOX_USER_HOME, or the platform
+/// default(s), most likely first.
+pub fn user_homes(var: &dyn Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    if let Some(h) = var("VBOX_USER_HOME").filter(|v| !v.is_empty()) {
+        return vec![PathBuf::from(h)];
+    }
+    let home = var("HOME")
+        .or_else(|| var("USERPROFILE"))
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let Some(home) = home else { return Vec::new() };
+    if cfg!(target_os = "macos") {
+        vec![home.join("Library/VirtualBox"), home.join(".VirtualBox")]
+    } else if cfg!(windows) {
+        vec![home.join(".VirtualBox")]
+    } else {
+        vec![home.join(".config/VirtualBox"), home.join(".VirtualBox")]
+    }
+}
+
 fn win_join(dir: &str, file: &str) -> PathBuf {
     let dir = dir.trim_end_matches(['\\', '/']);
     PathBuf::from(format!("{dir}\\{file}"))

@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod locate;
 pub mod media;
+pub mod quick;
 pub mod settings;
 pub mod vminfo;
 
@@ -282,6 +283,27 @@ impl VBoxManage {
     pub fn read_vm(&self, vm: &str) -> Result<(VmInfo, Vec<Medium>)> {
         let info = self.show_vm_info(vm)?;
         Ok((info, self.list_hdds()?))
+    }
+
+    /// The read before a fold: one `list --multiple` call and the VM's
+    /// settings file, when they agree (see [`quick`]); otherwise, or when
+    /// that call fails, the full [`Self::read_vm`]. `homes`: where
+    /// VirtualBox.xml may be (VBOX_USER_HOME or the platform defaults).
+    pub fn read_vm_quick(&self, vm: &str, homes: &[PathBuf]) -> Result<(VmInfo, Vec<Medium>)> {
+        let out = self.run_retrying(self.command(quick::ARGS), Kind::Read)?;
+        let why = if !out.status.success() || has_error_line(&out) {
+            format!("`{}` failed", quick::ARGS.join(" "))
+        } else {
+            match quick::assess(vm, &out.stdout, homes) {
+                Ok(read) => {
+                    log::debug!("read from one list call and the settings file");
+                    return Ok(read);
+                }
+                Err(why) => why,
+            }
+        };
+        log::debug!("full read (showvminfo, list hdds): {why}");
+        self.read_vm(vm)
     }
 
     pub fn list_hdds(&self) -> Result<Vec<Medium>> {

@@ -74,10 +74,12 @@ fn config_check_accepts_the_shipped_example_and_names_bad_lines() {
     assert_eq!(r.code, 0, "{r}");
     assert!(r.stdout.contains(": ok"), "{r}");
 
-    let p = w.write_config("guard_processes = [\"x\"]\n[vm.\"Dev Box\"]\nsnapshot_nam = \"x\"\n");
+    let p = w.write_config(
+        "guard_processes = [\"x\"]\nquick_read = \"auto\"\n[vm.\"Dev Box\"]\nsnapshot_nam = \"x\"\n",
+    );
     let r = w.vblaunch(&["config", "check", "--config", p.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{r}");
-    assert!(r.stderr.contains(&format!("{}:3:1:", p.display())), "{r}");
+    assert!(r.stderr.contains(&format!("{}:4:1:", p.display())), "{r}");
     assert!(r.stderr.contains("snapshot_nam"), "{r}");
     // A bad config stops a launch too, before anything runs.
     let r = w.vblaunch(&["SomeVM", "--config", p.to_str().unwrap()]);

@@ -46,7 +46,7 @@ fn last_start(w: &World) -> String {
 
 /// Whether a logged call is one of vblaunch's reads of the VM.
 fn is_read(call: &str) -> bool {
-    call.starts_with("showvminfo") || call == "list hdds"
+    call.starts_with("showvminfo") || call.starts_with("list ")
 }
 
 fn fault(w: &World, spec: &[&str]) {
@@ -72,20 +72,16 @@ fn first_launch_takes_current_by_uuid_verifies_and_starts() {
     let r = w.vblaunch(&["Dev Box"]);
     assert_eq!(r.code, 0, "{r}");
     let c = calls(&w);
-    // Two reads, the take, the start: the result is verified from
-    // the settings file VirtualBox saved, with no further call.
-    assert_eq!(c.len(), 4, "{c:#?}");
-    // One after the other (see VBoxManage::read_vm).
-    assert_eq!(
-        c[..2],
-        ["showvminfo Dev Box --machinereadable", "list hdds"]
-    );
+    // One read (with the settings file), the take, the start: the result
+    // is verified from the settings file VirtualBox saved, with no call.
+    assert_eq!(c.len(), 3, "{c:#?}");
+    assert_eq!(c[0], "list --multiple vms runningvms hdds");
     let prefix = format!(
         "snapshot {} take current --description=vblaunch: taken ",
         vm.uuid
     );
-    assert!(c[2].starts_with(&prefix), "{c:#?}");
-    assert_eq!(c[3], format!("startvm {} --type gui", vm.uuid));
+    assert!(c[1].starts_with(&prefix), "{c:#?}");
+    assert_eq!(c[2], format!("startvm {} --type gui", vm.uuid));
     assert_folded(&w, &vm.uuid, "current");
     assert_eq!(w.info(&vm.uuid).state, "running");
     assert!(r.stderr.contains("no vblaunch snapshot yet"), "{r}");
@@ -109,10 +105,82 @@ fn a_settings_file_that_lags_behind_is_checked_against_virtualbox_itself() {
     assert_eq!(r.code, 0, "{r}");
     let c = calls(&w);
     // The file did not show the snapshot just taken, so VirtualBox was asked.
-    assert_eq!(c.iter().filter(|l| is_read(l)).count(), 4, "{c:#?}");
-    assert_eq!(c.len(), 6, "{c:#?}");
+    assert_eq!(c.iter().filter(|l| is_read(l)).count(), 3, "{c:#?}");
+    assert_eq!(c.len(), 5, "{c:#?}");
     assert_folded(&w, &vm.uuid, "current");
     assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), old);
+
+    // The file still lags: the next read sees that its disk chain is not
+    // VirtualBox's, and reads the full way.
+    clear_calls(&w);
+    let r = w.vblaunch(&["fold", "Lag"]);
+    assert_eq!(r.code, 0, "{r}");
+    let c = calls(&w);
+    assert_eq!(c[0], "list --multiple vms runningvms hdds", "{c:#?}");
+    assert_eq!(c[1], "showvminfo Lag --machinereadable", "{c:#?}");
+    assert_eq!(c[2], "list hdds", "{c:#?}");
+    assert!(log(&w).contains("differs from VirtualBox's"));
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+fn log(w: &World) -> String {
+    std::fs::read_to_string(w.path("data/vblaunch/vblaunch.log")).unwrap()
+}
+
+#[test]
+fn the_quick_read_is_used_only_when_it_can_be_trusted() {
+    let w = World::fake();
+    let vm = adopted(&w, "Q");
+    let first_read = |w: &World| {
+        clear_calls(w);
+        let r = w.vblaunch(&["fold", "Q"]);
+        assert_eq!(r.code, 0, "{r}");
+        assert_folded(w, &vm.uuid, "current");
+        calls(w).remove(0)
+    };
+    assert_eq!(first_read(&w), "list --multiple vms runningvms hdds");
+    assert!(log(&w).contains("read from one list call and the settings file"));
+    // Turned off.
+    w.write_config("quick_read = \"never\"\n");
+    assert_eq!(first_read(&w), "showvminfo Q --machinereadable");
+    // "auto" with a guard list that misses default front ends: the scan no
+    // longer stands in for the states the quick read cannot see.
+    w.write_config("quick_read = \"auto\"\n");
+    assert_eq!(first_read(&w), "showvminfo Q --machinereadable");
+    // An older VBoxManage without `list --multiple`: the full read.
+    w.write_config("");
+    fault(
+        &w,
+        &[
+            "list",
+            "fail",
+            "2",
+            "VBoxManage: error: Unknown option: --multiple",
+        ],
+    );
+    clear_calls(&w);
+    let r = w.vblaunch(&["fold", "Q"]);
+    assert_eq!(r.code, 0, "{r}");
+    let c = calls(&w);
+    assert_eq!(
+        c[..3],
+        [
+            "list --multiple vms runningvms hdds",
+            "showvminfo Q --machinereadable",
+            "list hdds"
+        ],
+        "{c:#?}"
+    );
+    assert!(log(&w).contains("`list --multiple vms runningvms hdds` failed"));
+    // A settings file VirtualBox.xml does not register: the full read.
+    std::fs::remove_file(w.path("vbox/VirtualBox.xml")).unwrap();
+    assert_eq!(first_read(&w), "list --multiple vms runningvms hdds");
+    assert!(log(&w).contains("no VirtualBox.xml found"));
+    assert!(calls_contain_showvminfo(&w));
+}
+
+fn calls_contain_showvminfo(w: &World) -> bool {
+    calls(w).iter().any(|c| c.starts_with("showvminfo"))
 }
 
 #[test]
@@ -245,16 +313,30 @@ fn start_failure_is_exit_11_with_virtualbox_words_and_the_fold_kept() {
 fn refuses_running_paused_and_locked_vms_without_touching_them() {
     let w = World::fake();
     let vm = adopted(&w, "R");
-    for state in ["running", "paused", "saving"] {
-        w.vbox_ok(&["fake", "set-state", &vm.uuid, state]);
+    let refused = |state: &str, what: &str| {
         let before = w.state(&vm.uuid);
         clear_calls(&w);
         let r = w.vblaunch(&["R"]);
-        assert_eq!(r.code, 5, "{r}");
-        assert!(r.stderr.contains(&format!("state: {state}")), "{r}");
-        assert!(mutations(&w).is_empty());
-        assert_eq!(w.state(&vm.uuid), before);
+        assert_eq!(r.code, 5, "{state}: {r}");
+        assert!(r.stderr.contains(what), "{state}: {r}");
+        assert!(mutations(&w).is_empty(), "{state}");
+        assert_eq!(w.state(&vm.uuid), before, "{state}");
+        calls(&w)
+    };
+    // `list runningvms` shows these: the quick read hands over to the full
+    // read, which names the state.
+    for state in ["running", "paused"] {
+        w.vbox_ok(&["fake", "set-state", &vm.uuid, state]);
+        let c = refused(state, &format!("state: {state}"));
+        assert!(c[0].starts_with("list --multiple"), "{c:#?}");
+        assert!(c.iter().any(|l| l.starts_with("showvminfo")), "{c:#?}");
     }
+    // A VM that is saving, or open in the Manager, has its front end
+    // running, which the scan finds (running_virtualbox_is_refused_…). The
+    // full read refuses them by itself too:
+    w.write_config("quick_read = \"never\"\n");
+    w.vbox_ok(&["fake", "set-state", &vm.uuid, "saving"]);
+    refused("saving", "state: saving");
     w.vbox_ok(&[
         "fake",
         "set-state",
@@ -263,9 +345,18 @@ fn refuses_running_paused_and_locked_vms_without_touching_them() {
         "--session",
         "GUI/Qt",
     ]);
+    refused("GUI/Qt", "GUI/Qt");
+    // The quick read does not see "saving" (a state VirtualBox is never in
+    // without that front end): then VirtualBox refuses the snapshot itself,
+    // and nothing changes.
+    w.write_config("");
+    w.vbox_ok(&["fake", "session", &vm.uuid, "-"]);
+    w.vbox_ok(&["fake", "set-state", &vm.uuid, "saving"]);
+    let before = w.state(&vm.uuid);
     let r = w.vblaunch(&["R"]);
-    assert_eq!(r.code, 5, "{r}");
-    assert!(r.stderr.contains("GUI/Qt"), "{r}");
+    assert_eq!(r.code, 9, "{r}");
+    assert!(r.stderr.contains("changing the state"), "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
 }
 
 #[test]
@@ -659,7 +750,7 @@ fn a_vboxsvc_that_does_not_answer_once_is_retried() {
     fault(
         &w,
         &[
-            "showvminfo",
+            "list",
             "fail",
             "1",
             "VBoxManage: error: Failed to create the VirtualBox object!\nVBoxManage: error: Code NS_ERROR_FAILURE (0x80004005) - Operation failed (extended info not available)\nVBoxManage: error: Most likely, the VirtualBox COM server is not running or failed to start.",

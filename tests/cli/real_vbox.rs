@@ -38,6 +38,13 @@ fn real_five_folds_keep_one_current_and_every_byte() {
             i as usize + 1,
             "fold {i}"
         );
+        // …and the read before it came from one call and that file.
+        assert_eq!(
+            log.matches("read from one list call and the settings file")
+                .count(),
+            i as usize + 1,
+            "fold {i}: {log}"
+        );
         assert_folded(&w, &vm.uuid, "current");
         assert_eq!(w.info(&vm.uuid).snapshots.len(), 1);
         let files = w.snapshot_files(&vm.uuid);

@@ -396,7 +396,8 @@ impl World {
 
     /// Write the default-location config. Unless `text` sets guard_processes,
     /// the guard watches a process name no test runs: tests run in parallel,
-    /// and one test's fake `VBoxHeadless` must not stall the others.
+    /// and one test's fake `VBoxHeadless` must not stall the others. Unless
+    /// it sets quick_read, the quick read is on.
     pub fn write_config(&self, text: &str) -> PathBuf {
         let p = self.config_file();
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -405,7 +406,14 @@ impl World {
         } else {
             "guard_processes = [\"no-such-front-end-in-tests\"]\n"
         };
-        std::fs::write(&p, format!("{isolation}{text}")).unwrap();
+        // That list is narrower than the defaults, which would turn the quick
+        // read off; the tests use it as users get it (see `quick_read`).
+        let quick = if text.contains("quick_read") {
+            ""
+        } else {
+            "quick_read = \"always\"\n"
+        };
+        std::fs::write(&p, format!("{isolation}{quick}{text}")).unwrap();
         p
     }
 

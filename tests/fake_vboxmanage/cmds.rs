@@ -422,6 +422,22 @@ fn known_command(cmd: &str) -> bool {
 }
 
 fn list(st: &State, args: &[String]) -> Out {
+    // `list --multiple a b …` (7.x): each list under a `[a]` header, the
+    // headers after the first preceded by a blank line (recorded: 48-).
+    if let Some((flag, whats)) = args.split_first() {
+        if flag == "--multiple" || flag == "-m" {
+            let mut out = Out::ok();
+            for (i, what) in whats.iter().enumerate() {
+                let one = list(st, std::slice::from_ref(what));
+                if one.code != 0 {
+                    return one;
+                }
+                let sep = if i == 0 { "" } else { "\n" };
+                out.out(&format!("{sep}[{what}]\n{}", one.stdout));
+            }
+            return out;
+        }
+    }
     let mut out = Out::ok();
     match args {
         [what] if what == "vms" => {

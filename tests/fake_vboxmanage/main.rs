@@ -131,7 +131,7 @@ fn run() -> Result<i32> {
 fn persist(path: &Path, st: &State, before: &str) -> Result<()> {
     if toml::to_string(st)? != before {
         model::save(path, st)?;
-        model::write_settings(st)?;
+        model::write_settings(st, path.parent().unwrap_or(Path::new(".")))?;
     }
     Ok(())
 }
