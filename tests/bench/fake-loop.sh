@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The floor for vblaunch's own overhead: exactly the VBoxManage calls one
-# `vblaunch fold VM` makes (two reads, take, delete; it verifies from the
+# `vblaunch fold VM` makes (one read, take, delete; it verifies from the
 # settings file, no call) and `startvm` for a launch, made by a trivial shell
 # loop against the same VBoxManage (the fake, answering instantly), with no
-# parsing beyond pulling two UUIDs out of showvminfo with bash builtins.
+# parsing beyond pulling the VM's UUID out of the read and the current
+# snapshot's out of its .vbox (found through VirtualBox.xml) with bash builtins.
 #
 #   fake-loop.sh VBOXMANAGE VM RUNS [fold|launch]
 #
@@ -19,15 +20,23 @@ us() { local t=${1/./}; echo "$((10#$t))"; }
 for ((i = 0; i < RUNS; i++)); do
     if [ "$MODE" = launch ]; then "$F" fake set-state "$VM" poweroff >/dev/null; "$F" fake session "$VM" - >/dev/null; fi
     t0=$EPOCHREALTIME
-    "$F" showvminfo "$VM" --machinereadable >"$tmp" 2>/dev/null
-    "$F" list hdds >/dev/null 2>&1
-    vm_uuid='' snap=''
+    "$F" list --multiple vms runningvms hdds >"$tmp" 2>/dev/null
+    vm_uuid='' snap='' cfg=''
     while IFS= read -r l; do
         case $l in
-            UUID=*) vm_uuid=${l#UUID=\"}; vm_uuid=${vm_uuid%\"} ;;
-            CurrentSnapshotUUID=*) snap=${l#CurrentSnapshotUUID=\"}; snap=${snap%\"} ;;
+            "\"$VM\" {"*) vm_uuid=${l##*\{}; vm_uuid=${vm_uuid%\}} ;;
         esac
     done <"$tmp"
+    while IFS= read -r l; do
+        case $l in
+            *"MachineEntry uuid=\"{$vm_uuid}\""*) cfg=${l#*src=\"}; cfg=${cfg%%\"*} ;;
+        esac
+    done <"$VBOX_USER_HOME/VirtualBox.xml"
+    while IFS= read -r l; do
+        case $l in
+            *"<Machine "*currentSnapshot=*) snap=${l#*currentSnapshot=\"\{}; snap=${snap%%\}*} ;;
+        esac
+    done <"$cfg"
     "$F" snapshot "$vm_uuid" take current "--description=$desc" >/dev/null 2>&1
     "$F" snapshot "$vm_uuid" delete "$snap" >/dev/null 2>&1
     [ "$MODE" = launch ] && "$F" startvm "$vm_uuid" --type headless >/dev/null 2>&1
