@@ -13,18 +13,22 @@
 //!   VMs share, or an inaccessible VM, sends the read down the full path);
 //! - `runningvms`: a running or paused VM goes the full path, which refuses
 //!   it with its exact state;
-//! - `hdds`: every disk's live state (`inaccessible` for a deleted diff) and
-//!   chain, which must equal the file's chain, with the attached image a
-//!   leaf: after any later snapshot call a stale file fails this check.
+//! - `hdds`: every disk's live state and chain, which must equal the file's
+//!   chain, with the attached image a leaf (after any later snapshot call a
+//!   stale file fails this). A disk that is `inaccessible` (a deleted diff)
+//!   goes on to the plan, which refuses it by name; one that is `locked
+//!   write`/`locked read` sends the read down the full path: VirtualBox
+//!   locks a VM's disks while the VM is in any online state (starting,
+//!   saving, …) and while it works on them offline (a merge that outlived a
+//!   killed vblaunch, a clone), and the full read names that state.
 //!
-//! What this read does not see, and why that is safe: the transient states
-//! (starting, saving, …) and `SessionName`. A VM in those states has its VM
-//! process, which the front-end scan finds first (the quick read is used only
-//! when that scan found none and the scanned names include every default VM
-//! process); and VirtualBox itself refuses `snapshot take` in a transient
-//! state, before changing anything. A plain API client's lock shows in
-//! neither read: measured on 7.2.22, `showvminfo` prints no `SessionName` for
-//! a Python client holding the write lock, and `snapshot take` succeeds.
+//! What this read does not see: a session held on a powered-off VM with no
+//! operation running (`SessionName`, e.g. the Manager's settings dialog).
+//! The Manager and every VM front end are what the process scan looks for,
+//! so "auto" uses the quick read only when that scan watched every default
+//! front end and found none. A plain API client's lock shows in neither
+//! read: measured on 7.2.22, `showvminfo` prints no `SessionName` for a
+//! Python client holding the write lock, and `snapshot take` succeeds.
 use std::path::PathBuf;
 
 use super::media::{self, Medium};
@@ -147,6 +151,20 @@ impl Listing {
                     a.slot()
                 ));
             }
+            // `locked write`/`locked read`: VBoxSVC is working on the disk (a
+            // merge that outlived a killed vblaunch, a clone). The VM is then
+            // in a transient state that only the full read shows.
+            if let Some(m) = live
+                .iter()
+                .flatten()
+                .find(|m| !matches!(m.state.as_str(), "created" | "inaccessible"))
+            {
+                return Err(format!(
+                    "disk {} is '{}' in VirtualBox (an operation is in progress)",
+                    m.location.display(),
+                    m.state
+                ));
+            }
             if self
                 .media
                 .iter()
@@ -244,11 +262,10 @@ mod tests {
         .unwrap();
         let missing = home.join("missing");
         let homes = [missing.clone(), home.clone()];
-        // (On Windows a path without a drive is relative to the home's drive.)
-        assert_eq!(
-            settings_path(&homes, RICH_UUID).unwrap(),
-            home.join("/tmp/exp/vms2/Rich _VM_ \u{fc}/Rich _VM_ \u{fc}.vbox")
-        );
+        // On Windows a path without a drive is on the home's drive: join
+        // gives exactly that (and the path itself elsewhere).
+        let src = Path::new("/tmp/exp/vms2/Rich _VM_ \u{fc}/Rich _VM_ \u{fc}.vbox");
+        assert_eq!(settings_path(&homes, RICH_UUID).unwrap(), home.join(src));
         let e = settings_path(&homes, "00000000-0000-0000-0000-000000000000").unwrap_err();
         assert!(e.contains("has no entry"), "{e}");
         assert!(settings_path(&[missing], RICH_UUID).is_err());
@@ -357,6 +374,20 @@ mod tests {
             .find(|m| m.uuid == attached)
             .unwrap()
             .location = "/elsewhere.vdi".into();
+        let mut locked = ok.media.clone();
+        locked
+            .iter_mut()
+            .find(|m| m.uuid == attached)
+            .unwrap()
+            .state = "locked write".into();
+        let locked = Listing {
+            media: locked,
+            ..parse(&listing(&vm, "", "")).unwrap()
+        };
+        let e = locked
+            .confirm(RICH_NAME, RICH_UUID, rich_settings())
+            .unwrap_err();
+        assert!(e.contains("'locked write'"), "{e}");
         let moved = Listing {
             media: moved,
             ..parse(&listing(&vm, "", "")).unwrap()
