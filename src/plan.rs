@@ -186,6 +186,20 @@ pub fn check_disks(
                     ),
                 ));
             }
+            if medium.state.starts_with("locked") {
+                return Err(refuse(
+                    Code::Refused,
+                    format!(
+                        "Disk image {} of VM '{}' is in use by another task (VirtualBox lists it \
+                         '{}'): a clone or export, a merge VirtualBox is still running, or a \
+                         program reading the disk. A merge now would fail half-way. Wait until \
+                         that has finished, then run vblaunch again. Nothing was changed.",
+                        medium.location.display(),
+                        vm.name,
+                        medium.state
+                    ),
+                ));
+            }
             if !medium.is_normal() {
                 return Err(refuse(
                     Code::Refused,
@@ -1206,6 +1220,22 @@ mod tests {
         t.media[1].state = "inaccessible".into();
         let r = run(&t).unwrap_err();
         assert!(r.reason.contains("inaccessible"), "{}", r.reason);
+    }
+
+    #[test]
+    fn a_disk_another_task_holds_is_refused_before_any_change() {
+        for (i, state) in [(0, "locked read"), (1, "locked write")] {
+            let mut t = chain(&["current"]);
+            t.media[i].state = state.into();
+            let r = run(&t).unwrap_err();
+            assert_eq!(r.code, Code::Refused);
+            assert!(
+                r.reason.contains(&format!("'{state}'"))
+                    && r.reason.contains(t.media[i].location.to_str().unwrap()),
+                "{}",
+                r.reason
+            );
+        }
     }
 
     #[test]

@@ -132,6 +132,44 @@ fn real_deleted_diff_is_refused_naming_the_file() {
     assert_eq!(w.state(&vm.uuid), before);
 }
 
+/// VirtualBox locks a VM's disks while it works on them (a merge that
+/// outlived a killed vblaunch, a clone, a running VM). A disk held open
+/// through the API stands in for that here. The quick read must see the
+/// lock and hand over to the full read; the VM is powered off, so the plan
+/// itself refuses the locked disk before any change (without that check,
+/// measured: the take succeeded and VirtualBox refused the merge half-way).
+#[test]
+fn real_locked_disk_is_refused_before_any_change() {
+    let w = real_world!("real_locked_disk_is_refused_before_any_change");
+    let vm = w.create_vm("Held", 8);
+    assert_eq!(w.vblaunch(&["fold", "Held"]).code, 0);
+    let leaf = w.leaf(&vm.uuid);
+    w.write_bytes(&leaf, 4096, "session bytes");
+    let before = w.state(&vm.uuid);
+    let content = w.content(&leaf);
+    let held = w.hold_medium(&leaf);
+    let r = w.vblaunch(&["fold", "Held"]);
+    drop(held);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stderr.contains("in use by another task")
+            && r.stderr.contains("'locked read'")
+            && r.stderr.contains(leaf.to_str().unwrap()),
+        "{r}"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(
+        log.contains("is 'locked read' in VirtualBox (an operation is in progress)"),
+        "{log}"
+    );
+    assert!(log.contains("showvminfo Held --machinereadable"), "{log}");
+    // Released: the next fold goes ahead and keeps every byte.
+    assert_eq!(w.vblaunch(&["fold", "Held"]).code, 0);
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.content(&w.leaf(&vm.uuid)), content);
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn real_running_front_end_with_no_wait_is_refused() {

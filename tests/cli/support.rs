@@ -305,6 +305,11 @@ impl World {
 
     /// Run .ci/vbox-write-bytes.py in the real VirtualBox's environment.
     fn real_writer(&self, args: &[&OsStr]) {
+        let r = Run::from(self.writer_command(args).output().unwrap());
+        assert_eq!(r.code, 0, "vbox-write-bytes.py {args:?} failed:\n{r}");
+    }
+
+    fn writer_command(&self, args: &[&OsStr]) -> Command {
         let Backend::Real(exe) = &self.backend else {
             panic!("only with real VirtualBox");
         };
@@ -321,8 +326,27 @@ impl World {
         cmd.env("VBOX_WRAPPER_PROG", "/usr/bin/python3")
             .arg(&script)
             .args(args);
-        let r = Run::from(cmd.output().unwrap());
-        assert_eq!(r.code, 0, "vbox-write-bytes.py {args:?} failed:\n{r}");
+        cmd
+    }
+
+    /// Keep `medium` open for reading through the API (VirtualBox lists it
+    /// `locked read`) until the returned guard is dropped. Returns once the
+    /// helper says it holds the medium.
+    pub fn hold_medium(&self, medium: &Path) -> Holder {
+        let mut child = self
+            .writer_command(&[OsStr::new("hold"), medium.as_os_str(), OsStr::new("0")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(line.starts_with("holding "), "hold {medium:?}: {line:?}");
+        Holder(child)
     }
 
     /// The content of a medium's whole chain, comparable across runs.
@@ -424,6 +448,17 @@ impl World {
     /// Use the built-in defaults (no config file), guard list included.
     pub fn remove_config(&self) {
         let _ = std::fs::remove_file(self.config_file());
+    }
+}
+
+/// A helper holding a medium open; closing its stdin ends it (see
+/// [`World::hold_medium`]).
+pub struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
     }
 }
 
