@@ -58,7 +58,14 @@ pub fn init(verbosity: i8, log_file: &Path) -> Result<(), String> {
             .set_target_level(LevelFilter::Off)
             .add_filter_allow_str("vblaunch")
             .build();
-        loggers.push(WriteLogger::new(LevelFilter::Debug, file_cfg, file));
+        // simplelog writes a record in many small pieces (measured: ~1000
+        // write calls per fold, a few ms). A LineWriter makes that one write
+        // per line, still each complete line on disk at once.
+        loggers.push(WriteLogger::new(
+            LevelFilter::Debug,
+            file_cfg,
+            std::io::LineWriter::new(file),
+        ));
     });
     let _ = CombinedLogger::init(loggers);
     file_result
