@@ -58,6 +58,35 @@ pub fn covers_defaults(wanted: &[String]) -> bool {
         .all(|d| wanted.contains(&normalize(d)))
 }
 
+/// (pid, comm) of each pid still running; in two threads if `split`.
+#[cfg(target_os = "linux")]
+fn read_comms(pids: &[u32], split: bool) -> Result<Vec<(u32, String)>> {
+    // open + one read + close: comm is at most 16 bytes (fs::read would add
+    // a statx and a second read per process).
+    let comm = |pid: &u32| -> Option<(u32, String)> {
+        let mut buf = [0u8; 64];
+        let n = std::fs::File::open(format!("/proc/{pid}/comm"))
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
+            .ok()?;
+        let comm = buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n]);
+        Some((*pid, String::from_utf8_lossy(comm).into_owned()))
+    };
+    if !split {
+        return Ok(pids.iter().filter_map(comm).collect());
+    }
+    let (first, second) = pids.split_at(pids.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| second.iter().filter_map(comm).collect::<Vec<_>>());
+        let mut out: Vec<_> = first.iter().filter_map(comm).collect();
+        out.extend(
+            other
+                .join()
+                .map_err(|_| unreadable("the scanning thread panicked"))?,
+        );
+        Ok(out)
+    })
+}
+
 pub struct Scanner {
     #[cfg(not(target_os = "linux"))]
     sys: System,
@@ -108,29 +137,21 @@ impl Scanner {
     /// read is skipped; an unreadable /proc is an error.
     #[cfg(target_os = "linux")]
     fn processes(&mut self) -> Result<Vec<(u32, String)>> {
-        let mut out = Vec::new();
+        let mut pids = Vec::new();
         for entry in std::fs::read_dir("/proc").map_err(unreadable)? {
             let entry = entry.map_err(unreadable)?;
-            let Some(pid) = entry
+            if let Some(pid) = entry
                 .file_name()
                 .to_str()
                 .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let mut path = entry.path();
-            path.push("comm");
-            // open + one read + close: comm is at most 16 bytes (fs::read
-            // would add a statx and a second read per process).
-            let mut buf = [0u8; 64];
-            let read =
-                std::fs::File::open(&path).and_then(|mut f| std::io::Read::read(&mut f, &mut buf));
-            if let Ok(n) = read {
-                let comm = buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n]);
-                out.push((pid, String::from_utf8_lossy(comm).into_owned()));
+            {
+                pids.push(pid);
             }
         }
-        Ok(out)
+        // With hundreds of processes the reads take milliseconds (~7 us
+        // each); a second thread cuts that by about a third (measured with
+        // 564 processes: median 4.0 -> 2.9 ms).
+        read_comms(&pids, pids.len() >= 256)
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -229,6 +250,25 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn both_halves_of_a_split_scan_are_read() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let own = std::process::id();
+        let pids = [child.id(), own, u32::MAX];
+        let one = read_comms(&pids, false).unwrap();
+        let two = read_comms(&pids, true).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(one, two);
+        assert_eq!(two.len(), 2, "{two:?}");
+        assert_eq!(two[0], (pids[0], "sleep".to_string()));
+        assert_eq!(two[1].0, own);
     }
 
     #[test]
