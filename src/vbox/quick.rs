@@ -337,63 +337,51 @@ mod tests {
         let e = ok.confirm("Other", RICH_UUID, rich_settings()).unwrap_err();
         assert!(e.contains("describes"), "{e}");
 
-        // The file is older than VirtualBox's view: the attached image has
-        // since got a child (a later `snapshot take`).
+        // VirtualBox's media changed in one way; what does confirm say?
         let attached = rich_settings().vm.attachments[0].image_uuid.clone();
-        let mut taken = ok.media.clone();
-        let mut child = taken[0].clone();
-        child.uuid = "99999999-9999-9999-9999-999999999999".into();
-        child.parent = Some(attached.clone());
-        taken.push(child);
-        let l = Listing {
-            media: taken,
-            ..parse(&listing(&vm, "", "")).unwrap()
+        let live = |change: &dyn Fn(&mut Vec<Medium>)| {
+            let mut media = ok.media.clone();
+            change(&mut media);
+            let l = Listing {
+                media,
+                ..parse(&listing(&vm, "", "")).unwrap()
+            };
+            l.confirm(RICH_NAME, RICH_UUID, rich_settings()).map(|_| ())
         };
-        let e = l
-            .confirm(RICH_NAME, RICH_UUID, rich_settings())
-            .unwrap_err();
+        let of = |media: &mut Vec<Medium>| -> usize {
+            media.iter().position(|m| m.uuid == attached).unwrap()
+        };
+        // The file is older than VirtualBox's view: the attached image has
+        // since got a child (a later `snapshot take`)…
+        let e = live(&|m| {
+            let mut child = m[0].clone();
+            child.uuid = "99999999-9999-9999-9999-999999999999".into();
+            child.parent = Some(attached.clone());
+            m.push(child);
+        })
+        .unwrap_err();
         assert!(e.contains("has a child"), "{e}");
-
         // …or was merged away, or moved.
-        let gone = Listing {
-            media: ok
-                .media
-                .iter()
-                .filter(|m| m.uuid != attached)
-                .cloned()
-                .collect(),
-            ..parse(&listing(&vm, "", "")).unwrap()
-        };
-        let e = gone
-            .confirm(RICH_NAME, RICH_UUID, rich_settings())
-            .unwrap_err();
+        let e = live(&|m| m.retain(|x| x.uuid != attached)).unwrap_err();
         assert!(e.contains("differs"), "{e}");
-        let mut moved = ok.media.clone();
-        moved
-            .iter_mut()
-            .find(|m| m.uuid == attached)
-            .unwrap()
-            .location = "/elsewhere.vdi".into();
-        let mut locked = ok.media.clone();
-        locked
-            .iter_mut()
-            .find(|m| m.uuid == attached)
-            .unwrap()
-            .state = "locked write".into();
-        let locked = Listing {
-            media: locked,
-            ..parse(&listing(&vm, "", "")).unwrap()
-        };
-        let e = locked
-            .confirm(RICH_NAME, RICH_UUID, rich_settings())
-            .unwrap_err();
+        let e = live(&|m| {
+            let i = of(m);
+            m[i].location = "/elsewhere.vdi".into();
+        })
+        .unwrap_err();
+        assert!(e.contains("differs"), "{e}");
+        // VirtualBox is working on the disk.
+        let e = live(&|m| {
+            let i = of(m);
+            m[i].state = "locked write".into();
+        })
+        .unwrap_err();
         assert!(e.contains("'locked write'"), "{e}");
-        let moved = Listing {
-            media: moved,
-            ..parse(&listing(&vm, "", "")).unwrap()
-        };
-        assert!(moved
-            .confirm(RICH_NAME, RICH_UUID, rich_settings())
-            .is_err());
+        // A deleted diff is for the plan to refuse by name.
+        live(&|m| {
+            let i = of(m);
+            m[i].state = "inaccessible".into();
+        })
+        .unwrap();
     }
 }

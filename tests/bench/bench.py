@@ -483,7 +483,8 @@ class Real:
         if self.native_ok:
             nb = self.w.p("native")
             os.makedirs(nb)
-            for src in (a.vblaunch, os.path.join(HERE, "seed-fold.sh"), os.path.join(HERE, "floor-fold.sh")):
+            for src in (a.vblaunch, os.path.join(HERE, "seed-fold.sh"), os.path.join(HERE, "floor-fold.sh"),
+                        os.path.join(HERE, "vbox-lookup.sh")):
                 shutil.copy(src, nb)
             e = dict(self.w.env, VBLAUNCH_VBOXMANAGE=NATIVE_VBM, VBOXMANAGE=NATIVE_VBM, PATH="/usr/bin:/bin")
             e.pop("VBOX_CHROOT", None)

@@ -13,6 +13,7 @@
 # fake's (unlogged) control call before each run, outside the timed part.
 set -euo pipefail
 F=$1 VM=$2 RUNS=$3 MODE=${4:-fold}
+. "${BASH_SOURCE[0]%/*}/vbox-lookup.sh"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 desc="vblaunch: taken 2026-01-01T00:00:00Z by vblaunch 0.1.0. It is merged into its parent at the next launch; do not rename or delete it by hand."
@@ -21,22 +22,8 @@ for ((i = 0; i < RUNS; i++)); do
     if [ "$MODE" = launch ]; then "$F" fake set-state "$VM" poweroff >/dev/null; "$F" fake session "$VM" - >/dev/null; fi
     t0=$EPOCHREALTIME
     "$F" list --multiple vms runningvms hdds >"$tmp" 2>/dev/null
-    vm_uuid='' snap='' cfg=''
-    while IFS= read -r l; do
-        case $l in
-            "\"$VM\" {"*) vm_uuid=${l##*\{}; vm_uuid=${vm_uuid%\}} ;;
-        esac
-    done <"$tmp"
-    while IFS= read -r l; do
-        case $l in
-            *"MachineEntry uuid=\"{$vm_uuid}\""*) cfg=${l#*src=\"}; cfg=${cfg%%\"*} ;;
-        esac
-    done <"$VBOX_USER_HOME/VirtualBox.xml"
-    while IFS= read -r l; do
-        case $l in
-            *"<Machine "*currentSnapshot=*) snap=${l#*currentSnapshot=\"\{}; snap=${snap%%\}*} ;;
-        esac
-    done <"$cfg"
+    lookup "$VM" "$tmp"
+    vm_uuid=$uuid
     "$F" snapshot "$vm_uuid" take current "--description=$desc" >/dev/null 2>&1
     "$F" snapshot "$vm_uuid" delete "$snap" >/dev/null 2>&1
     [ "$MODE" = launch ] && "$F" startvm "$vm_uuid" --type headless >/dev/null 2>&1

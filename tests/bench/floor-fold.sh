@@ -9,21 +9,10 @@
 #   VBOXMANAGE=/path/to/VBoxManage VBOX_USER_HOME=… floor-fold.sh VM
 set -euo pipefail
 V=$VBOXMANAGE vm=$1
-uuid='' snap='' cfg=''
-while IFS= read -r l; do
-    case $l in
-        "\"$vm\" {"*) uuid=${l##*\{}; uuid=${uuid%\}} ;;
-    esac
-done < <("$V" list --multiple vms runningvms hdds)
-while IFS= read -r l; do
-    case $l in
-        *"MachineEntry uuid=\"{$uuid}\""*) cfg=${l#*src=\"}; cfg=${cfg%%\"*} ;;
-    esac
-done <"$VBOX_USER_HOME/VirtualBox.xml"
-while IFS= read -r l; do
-    case $l in
-        *"<Machine "*currentSnapshot=*) snap=${l#*currentSnapshot=\"\{}; snap=${snap%%\}*} ;;
-    esac
-done <"$cfg"
+. "${BASH_SOURCE[0]%/*}/vbox-lookup.sh"
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+"$V" list --multiple vms runningvms hdds >"$tmp"
+lookup "$vm" "$tmp"
 "$V" snapshot "$uuid" take current >/dev/null
 "$V" snapshot "$uuid" delete "$snap"
