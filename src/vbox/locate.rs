@@ -80,7 +80,6 @@ pub fn default_candidates(os: Os, var: &dyn Fn(&str) -> Option<OsString>) -> Vec
     out
 }
 
-/// Join with a backslash whatever OS runs the code (the path is for Windows).
 /// Where VirtualBox keeps VirtualBox.xml: VBOX_USER_HOME, or the platform
 /// default(s), most likely first.
 pub fn user_homes(var: &dyn Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
@@ -101,6 +100,7 @@ pub fn user_homes(var: &dyn Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
     }
 }
 
+/// Join with a backslash whatever OS runs the code (the path is for Windows).
 fn win_join(dir: &str, file: &str) -> PathBuf {
     let dir = dir.trim_end_matches(['\\', '/']);
     PathBuf::from(format!("{dir}\\{file}"))
@@ -177,6 +177,24 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).map(OsString::from)
+    }
+
+    #[test]
+    fn vbox_user_home_wins_else_the_platform_defaults() {
+        let h = user_homes(&vars(&[("VBOX_USER_HOME", "/vb"), ("HOME", "/u")]));
+        assert_eq!(h, [PathBuf::from("/vb")]);
+        // Set but empty counts as unset, as VirtualBox does.
+        let h = user_homes(&vars(&[("VBOX_USER_HOME", ""), ("HOME", "/u")]));
+        let first = if cfg!(target_os = "macos") {
+            "/u/Library/VirtualBox"
+        } else if cfg!(windows) {
+            "/u/.VirtualBox"
+        } else {
+            "/u/.config/VirtualBox"
+        };
+        assert_eq!(h[0], PathBuf::from("/u").join(&first[3..]));
+        assert!(h.contains(&PathBuf::from("/u").join(".VirtualBox")));
+        assert!(user_homes(&vars(&[])).is_empty());
     }
 
     #[test]
