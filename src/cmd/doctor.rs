@@ -527,16 +527,13 @@ fn parse_long_vms(text: &str) -> Vec<(String, PathBuf)> {
 
 /// `<MachineEntry uuid="{…}" src="…"/>` of VirtualBox.xml: (uuid, settings file).
 fn machine_entries(ctx: &Context) -> Vec<(String, PathBuf)> {
-    for home in crate::vbox::locate::user_homes(&|v| ctx.env(v)) {
-        let Ok(text) = std::fs::read_to_string(home.join("VirtualBox.xml")) else {
-            continue;
-        };
-        return crate::vbox::settings::machine_entries(&text, &home).unwrap_or_else(|e| {
-            log::warn!("{}: {e}", home.join("VirtualBox.xml").display());
-            Vec::new()
-        });
-    }
-    Vec::new()
+    let homes = crate::vbox::locate::user_homes(&|v| ctx.env(v));
+    crate::vbox::settings::machine_registry(&homes)
+        .unwrap_or_else(|e| {
+            log::warn!("{e}");
+            None
+        })
+        .unwrap_or_default()
 }
 
 fn uuid_from_backups(ctx: &Context, vm_arg: &str) -> Option<String> {

@@ -181,23 +181,14 @@ impl Listing {
     }
 }
 
-/// The settings file VirtualBox.xml registers for `uuid`, in the first of
-/// `homes` that has a VirtualBox.xml.
+/// The settings file VirtualBox.xml registers for `uuid`.
 pub fn settings_path(homes: &[PathBuf], uuid: &str) -> Result<PathBuf, String> {
-    for home in homes {
-        let xml = home.join("VirtualBox.xml");
-        let Ok(text) = std::fs::read_to_string(&xml) else {
-            continue;
-        };
-        let entries = super::settings::machine_entries(&text, home)
-            .map_err(|e| format!("{}: {e}", xml.display()))?;
-        return entries
-            .into_iter()
-            .find(|(u, _)| u == uuid)
-            .map(|(_, p)| p)
-            .ok_or_else(|| format!("{} has no entry for {{{uuid}}}", xml.display()));
-    }
-    Err("no VirtualBox.xml found".into())
+    super::settings::machine_registry(homes)?
+        .ok_or("no VirtualBox.xml found")?
+        .into_iter()
+        .find(|(u, _)| u == uuid)
+        .map(|(_, p)| p)
+        .ok_or_else(|| format!("VirtualBox.xml has no entry for {{{uuid}}}"))
 }
 
 /// Every step of the quick read after the call: resolve, locate, read, confirm.

@@ -281,6 +281,21 @@ pub fn machine_entries(text: &str, home: &Path) -> Result<Vec<(String, PathBuf)>
         .collect())
 }
 
+/// The machine registry of VirtualBox.xml in the first of `homes` that has
+/// one (see [`super::locate::user_homes`]); `Ok(None)` when none has.
+pub fn machine_registry(homes: &[PathBuf]) -> Result<Option<Vec<(String, PathBuf)>>, String> {
+    for home in homes {
+        let xml = home.join("VirtualBox.xml");
+        let Ok(text) = std::fs::read_to_string(&xml) else {
+            continue;
+        };
+        return machine_entries(&text, home)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", xml.display()));
+    }
+    Ok(None)
+}
+
 /// Read and parse the settings file.
 pub fn read(path: &Path) -> Result<Settings, String> {
     let text = std::fs::read_to_string(path)
