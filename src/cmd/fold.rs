@@ -2,7 +2,8 @@
 //!
 //! Order of a run, each step guarding the next:
 //! 1–4. [`super::open`]: lock, wait for VirtualBox to close, read the VM and
-//!    the media registry (two read-only calls), lock by UUID;
+//!    the media registry (one call and the settings file, or two calls when
+//!    they cannot be trusted: `vbox::quick`), lock by UUID;
 //! 5. plan (pure) — or refuse, having changed nothing;
 //! 6. execute by UUID: take the new snapshot, relabel the kept ones, merge
 //!    the oldest beyond `keep` into their parents;

@@ -68,9 +68,12 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
             guard::wait_until_closed(scanner, &eff.guard_processes, &guard_policy(ctx, eff))
         }
     };
-    // The quick read (one call + the settings file, `vbox::quick`) leaves the
-    // transient states to the scan, so it is used only after a scan that
-    // watched every default front end and found none.
+    // The quick read (one call + the settings file, `vbox::quick`) leaves an
+    // idle session on a powered-off VM to the scan, so it is used only with a
+    // scan that watched every default front end and found none: the scan
+    // that runs alongside it, or the wait before it, both with `eff0`'s list.
+    // (A VM's own table found later may watch fewer; that does not undo
+    // what this scan saw.)
     let homes = crate::vbox::locate::user_homes(&|v| ctx.env(v));
     let quick = |eff: &Effective| match eff.quick_read {
         QuickRead::Auto => guard::covers_defaults(&eff.guard_processes),
@@ -94,7 +97,7 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
         (scan, read.join())
     });
     let early = early.map_err(|_| anyhow::anyhow!("internal error: the read thread panicked"))?;
-    let (mut vm, mut media) = match scan {
+    let (vm, media) = match scan {
         Ok(running) if running.is_empty() => early?,
         _ => {
             check(&mut scanner, &eff0)?;
@@ -110,10 +113,6 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
     let eff = ctx.config.effective(&keys);
     if let Some((name, _)) = ctx.config.vm_table(&keys) {
         log::debug!("using [vm.\"{name}\"] from {}", ctx.config_path.display());
-    }
-    if quick(&eff0) && !quick(&eff) {
-        // The VM's own table watches fewer front ends than the read assumed.
-        (vm, media) = vb.read_vm(&vm.uuid)?;
     }
     if vm.uuid != vm_arg {
         locks.push(lock::acquire(&ctx.locks_dir(), &vm.uuid, &vm.name)?);

@@ -313,7 +313,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let key = args.vm.as_deref().unwrap_or("");
     let eff0 = ctx.config.effective(&[key]);
     let vb = ctx.vbox(&eff0)?;
-    // One VM: its two reads. All VMs: the media registry once, then each VM (an unreadable one is a warning, not the end).
+    // One VM: its two reads. All VMs: the media registry once, then each VM
+    // (an unreadable one is a warning, not the end).
     let (read, media): (Vec<(String, VmInfo)>, Vec<Medium>) = match &args.vm {
         Some(v) => {
             let (vm, media) = vb.read_vm(v)?;
