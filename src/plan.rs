@@ -192,11 +192,14 @@ pub fn check_disks(
                     format!(
                         "Disk image {} of VM '{}' is in use by another task (VirtualBox lists it \
                          '{}'): a clone or export, a merge VirtualBox is still running, or a \
-                         program reading the disk. A merge now would fail half-way. Wait until \
-                         that has finished, then run vblaunch again. Nothing was changed.",
+                         program reading the disk. A merge now would fail half-way. Let that \
+                         task finish (or close the program using the disk; `VBoxManage \
+                         showmediuminfo disk {}` shows the disk's state), then run vblaunch \
+                         again. Nothing was changed.",
                         medium.location.display(),
                         vm.name,
-                        medium.state
+                        medium.state,
+                        crate::process::quote(&medium.location.to_string_lossy())
                     ),
                 ));
             }
@@ -1231,7 +1234,8 @@ mod tests {
             assert_eq!(r.code, Code::Refused);
             assert!(
                 r.reason.contains(&format!("'{state}'"))
-                    && r.reason.contains(t.media[i].location.to_str().unwrap()),
+                    && r.reason.contains(t.media[i].location.to_str().unwrap())
+                    && r.reason.contains("VBoxManage showmediuminfo disk"),
                 "{}",
                 r.reason
             );
