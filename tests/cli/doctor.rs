@@ -73,15 +73,22 @@ fn unknown_vm_fails_naming_the_registered_ones() {
     assert!(r.stdout.contains("registervm"), "{r}");
 }
 
+/// A managed VM with a half-written `<vm>.vbox-tmp` beside its settings file
+/// (what a crash in VirtualBox's save leaves): (the VM, the -tmp file).
+fn with_leftover_tmp(w: &World, name: &str) -> (Vm, PathBuf) {
+    let vm = adopted(w, name);
+    let cfg = cfg_file(w, &vm.uuid);
+    let tmp = PathBuf::from(format!("{}-tmp", cfg.display()));
+    std::fs::write(&tmp, "half-written settings").unwrap();
+    (vm, tmp)
+}
+
 /// A fix that cannot be done says why and points at the by-hand steps.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_fix_refused_while_virtualbox_runs_says_what_to_do_and_changes_nothing() {
     let w = World::fake();
-    let vm = adopted(&w, "Busy VM");
-    let cfg = cfg_file(&w, &vm.uuid);
-    let tmp = PathBuf::from(format!("{}-tmp", cfg.display()));
-    std::fs::write(&tmp, "half-written settings").unwrap();
+    let (_, tmp) = with_leftover_tmp(&w, "Busy VM");
     let own = format!("vbldoc{}", std::process::id());
     w.write_config(&format!("guard_processes = [\"{own}\"]\n"));
     let _fe = KillOnDrop::spawn(&w.path(&own));
@@ -104,10 +111,7 @@ fn a_fix_refused_while_virtualbox_runs_says_what_to_do_and_changes_nothing() {
 #[test]
 fn leftover_vbox_tmp_fails_and_fix_moves_it_into_the_backups() {
     let w = World::fake();
-    let vm = adopted(&w, "Tmp VM");
-    let cfg = cfg_file(&w, &vm.uuid);
-    let tmp = PathBuf::from(format!("{}-tmp", cfg.display()));
-    std::fs::write(&tmp, "half-written settings").unwrap();
+    let (vm, tmp) = with_leftover_tmp(&w, "Tmp VM");
     // A fold refuses and points at doctor.
     let r = w.vblaunch(&["fold", "Tmp VM"]);
     assert_eq!(r.code, 6, "{r}");
