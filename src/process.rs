@@ -46,6 +46,8 @@ pub struct CommandLine {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub env: Vec<(String, String)>,
+    /// Variables removed from the child's environment (before `env` is set).
+    pub env_remove: Vec<String>,
     /// Run in a new process group, so that Ctrl-C in the terminal does not
     /// kill a VBoxManage that is merging a disk.
     pub detach_from_terminal_signals: bool,
@@ -57,6 +59,7 @@ impl CommandLine {
             program: program.to_path_buf(),
             args: Vec::new(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             detach_from_terminal_signals: false,
         }
     }
@@ -173,6 +176,9 @@ fn command(cmd: &CommandLine, stderr: Stdio) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr);
+    for k in &cmd.env_remove {
+        command.env_remove(k);
+    }
     for (k, v) in &cmd.env {
         command.env(k, v);
     }
@@ -298,10 +304,45 @@ pub fn run(
     let stdout = stdout_thread.join().unwrap_or_default();
     Ok(Output {
         status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr_bytes).into_owned(),
+        stdout: decode(&stdout),
+        stderr: decode(&stderr_bytes),
         duration: start.elapsed(),
     })
+}
+
+/// A child's output as text. VBoxManage (IPRT) writes in the *current code
+/// set*: UTF-8 on Linux/macOS (vblaunch picks a UTF-8 locale, see
+/// `vbox::locale`), the ANSI code page on Windows (through a pipe; IPRT
+/// `stream.cpp`, `fCurrentCodeSet`): CP1252 for "Jürgen" on a German
+/// Windows, Shift_JIS (932) on a Japanese one. Bytes that do not decode
+/// become U+FFFD, which the parsers refuse (never a guess).
+pub fn decode(bytes: &[u8]) -> String {
+    decode_code_page(output_code_page(), bytes)
+}
+
+/// The code page VBoxManage's output is in: Windows' ANSI code page, or
+/// 65001 (UTF-8) elsewhere.
+pub fn output_code_page() -> u32 {
+    #[cfg(windows)]
+    {
+        // SAFETY: GetACP takes no arguments and only returns a number.
+        unsafe { windows_sys::Win32::Globalization::GetACP() }
+    }
+    #[cfg(not(windows))]
+    {
+        65001
+    }
+}
+
+/// Decode `bytes` written in Windows code page `cp` (65001 is UTF-8). A code
+/// page encoding_rs does not know is read as UTF-8 (and so what is not UTF-8
+/// becomes U+FFFD).
+pub fn decode_code_page(cp: u32, bytes: &[u8]) -> String {
+    let enc = u16::try_from(cp)
+        .ok()
+        .and_then(codepage::to_encoding)
+        .unwrap_or(encoding_rs::UTF_8);
+    enc.decode_without_bom_handling(bytes).0.into_owned()
 }
 
 /// Kill a process group we created (the child is its leader), so that a
@@ -400,6 +441,18 @@ mod tests {
             progress_values("0%...10%...20%...NS_ERROR_FAILURE 50% of 200%"),
             [0, 10, 20, 50]
         );
+    }
+
+    #[test]
+    fn ansi_code_page_output_is_decoded_with_its_code_page() {
+        // "Jürgen" as VBoxManage.exe prints it on a German Windows (CP1252),
+        // and "開発" on a Japanese one (Shift_JIS, code page 932).
+        assert_eq!(decode_code_page(1252, b"J\xfcrgen"), "Jürgen");
+        assert_eq!(decode_code_page(932, b"\x8aJ\x94\xad"), "開発");
+        assert_eq!(decode_code_page(65001, "Jürgen".as_bytes()), "Jürgen");
+        // Bytes that are not valid in the code page are never dropped silently.
+        assert!(decode_code_page(65001, b"J\xfcrgen").contains('\u{fffd}'));
+        assert!(decode_code_page(932, b"J\xfc").contains('\u{fffd}'));
     }
 
     #[test]

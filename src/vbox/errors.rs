@@ -101,6 +101,13 @@ const RULES: &[Rule] = &[
         },
     },
     Rule {
+        needles: &["VERR_NO_TRANSLATION"],
+        advice: Advice {
+            meaning: "VBoxManage could not convert a name or path for the current locale (its character set cannot represent a character of it).",
+            next_step: "Run vblaunch from a UTF-8 locale (e.g. LANG=C.UTF-8; install one with your system's 'locales' package), or give the VM by its UUID ('VBoxManage list vms' shows it).",
+        },
+    },
+    Rule {
         needles: &["Snapshot operation failed"],
         advice: Advice {
             meaning: "VirtualBox refused the snapshot operation, often because of the shape of the snapshot tree.",
@@ -154,6 +161,10 @@ mod tests {
                 "missing from VirtualBox's media registry",
             ),
             ("32-startvm-headless.stderr", "could not start"),
+            (
+                "50-lc-c-showvminfo-non-ascii-name.stderr",
+                "could not convert a name or path for the current locale",
+            ),
         ] {
             let advice = classify(&fixture(file)).unwrap_or_else(|| panic!("{file}: no advice"));
             assert!(

@@ -1,8 +1,11 @@
 //! Typed VBoxManage facade: every VBoxManage call vblaunch makes goes through
 //! here. Snapshots are always addressed by UUID. A `VBoxManage: error:` line
 //! counts as failure even with exit 0; `startvm`'s known quirk (exit 1 after
-//! "has been successfully started") counts as success.
+//! "has been successfully started") counts as success. VBoxManage runs under
+//! an English UTF-8 locale ([`locale`]), and a read whose text is cut off or
+//! did not decode is refused, never parsed.
 pub mod errors;
+pub mod locale;
 pub mod locate;
 pub mod media;
 pub mod quick;
@@ -101,6 +104,30 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// A read's text, whole, or an error that names the encoding as the cause
+/// (see [`vminfo::incomplete`]): never parse output VBoxManage cut off.
+fn require_whole_text(cmd: &CommandLine, out: &Output) -> Result<()> {
+    let Some(why) = vminfo::incomplete(&out.stdout) else {
+        return Ok(());
+    };
+    let mut msg = format!(
+        "cannot read what `{cmd}` printed: {why}. A name or path of a VM or disk that \
+         VirtualBox knows has such a character. vblaunch changed nothing."
+    );
+    if *locale::current() == locale::Choice::Ascii {
+        msg.push('\n');
+        msg.push_str(&locale::ascii_only_advice());
+    } else if cfg!(windows) {
+        msg.push_str(&format!(
+            "\nVBoxManage wrote in Windows' ANSI code page {}. Rename the VM or move its files so \
+             that their names use only characters of that code page, or turn on Windows' \
+             \"Beta: Use Unicode UTF-8 for worldwide language support\" (Region settings).",
+            process::output_code_page()
+        ));
+    }
+    Err(fail(Code::VBoxManageFailed, msg))
+}
+
 fn has_error_line(out: &Output) -> bool {
     !errors::error_lines(&out.stderr).is_empty()
 }
@@ -113,14 +140,44 @@ impl VBoxManage {
     {
         let mut cmd = CommandLine::new(&self.exe);
         cmd.args = args.into_iter().map(Into::into).collect();
-        // Labels in `list hdds` are translated in localized builds.
-        cmd.env.push(("LC_ALL".into(), "C".into()));
+        // Not the user's locale: labels in `list hdds` are translated in
+        // localized builds. Not `C` either: IPRT converts argv and output
+        // through the locale's code set, and under `C` (ASCII) a non-ASCII VM
+        // name fails (VERR_NO_TRANSLATION) and a non-ASCII path cuts the
+        // output off. An English UTF-8 locale; see `locale` for the choice.
+        let (set, remove) = locale::current().env();
+        cmd.env = set;
+        cmd.env_remove = remove;
         cmd
+    }
+
+    /// With no UTF-8 locale on this system a non-ASCII argument cannot reach
+    /// VirtualBox: refuse it before running anything.
+    fn refuse_unencodable(&self, cmd: &CommandLine) -> Result<()> {
+        if *locale::current() != locale::Choice::Ascii {
+            return Ok(());
+        }
+        match cmd
+            .args
+            .iter()
+            .find(|a| a.to_str().is_none_or(|a| !a.is_ascii()))
+        {
+            Some(a) => Err(fail(
+                Code::VBoxManageFailed,
+                format!(
+                    "cannot pass '{}' to VBoxManage: it is not ASCII. {} vblaunch changed nothing.",
+                    a.to_string_lossy(),
+                    locale::ascii_only_advice()
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Run a call; returns its output whatever the exit status (callers judge).
     fn run(&self, mut cmd: CommandLine, kind: Kind) -> Result<Output> {
         log::debug!("run: {cmd}");
+        self.refuse_unencodable(&cmd)?;
         let deadline = match kind {
             Kind::Merge => Deadline::Never {
                 stall_warning: self.stall_warning,
@@ -254,6 +311,7 @@ impl VBoxManage {
             }
             return Err(call_failed(&cmd, &out));
         }
+        require_whole_text(&cmd, &out)?;
         let info = vminfo::parse(&out.stdout).with_context(|| format!("reading VM '{vm}'"))?;
         if !info.accessible {
             return Err(fail(
@@ -270,7 +328,9 @@ impl VBoxManage {
 
     /// `list vms` → (name, uuid).
     pub fn list_vms(&self) -> Result<Vec<(String, String)>> {
-        let out = self.run_ok(self.command(["list", "vms"]), Kind::Read)?;
+        let cmd = self.command(["list", "vms"]);
+        let out = self.run_ok(cmd.clone(), Kind::Read)?;
+        require_whole_text(&cmd, &out)?;
         Ok(parse_list_vms(&out.stdout))
     }
 
@@ -290,10 +350,12 @@ impl VBoxManage {
     /// that call fails, the full [`Self::read_vm`]. `homes`: where
     /// VirtualBox.xml may be (VBOX_USER_HOME or the platform defaults).
     pub fn read_vm_quick(&self, vm: &str, homes: &[PathBuf]) -> Result<(VmInfo, Vec<Medium>)> {
-        let out = self.run_retrying(self.command(quick::ARGS), Kind::Read)?;
+        let cmd = self.command(quick::ARGS);
+        let out = self.run_retrying(cmd.clone(), Kind::Read)?;
         let why = if !out.status.success() || has_error_line(&out) {
             format!("`{}` failed", quick::ARGS.join(" "))
         } else {
+            require_whole_text(&cmd, &out)?;
             match quick::assess(vm, &out.stdout, homes) {
                 Ok(read) => {
                     log::debug!("read from one list call and the settings file");
@@ -307,7 +369,9 @@ impl VBoxManage {
     }
 
     pub fn list_hdds(&self) -> Result<Vec<Medium>> {
-        let out = self.run_ok(self.command(["list", "hdds"]), Kind::Read)?;
+        let cmd = self.command(["list", "hdds"]);
+        let out = self.run_ok(cmd.clone(), Kind::Read)?;
+        require_whole_text(&cmd, &out)?;
         Ok(media::parse(&out.stdout))
     }
 
@@ -448,7 +512,9 @@ impl VBoxManage {
     /// inaccessible VM it prints `Name: <inaccessible!>`, its UUID and
     /// `Config file:`, and the access error on stderr.
     pub fn list_vms_long(&self) -> Result<(String, String)> {
-        let out = self.run(self.command(["list", "vms", "--long"]), Kind::Read)?;
+        let cmd = self.command(["list", "vms", "--long"]);
+        let out = self.run(cmd.clone(), Kind::Read)?;
+        require_whole_text(&cmd, &out)?;
         Ok((out.stdout, out.stderr))
     }
 
@@ -484,6 +550,7 @@ impl VBoxManage {
             path.as_os_str().to_os_string(),
         ]);
         let out = self.run_ok(cmd.clone(), Kind::Read)?;
+        require_whole_text(&cmd, &out)?;
         media::parse(&out.stdout).into_iter().next().ok_or_else(|| {
             fail(
                 Code::VBoxManageFailed,
@@ -593,6 +660,30 @@ mod tests {
             describe_registered(&[]),
             "VirtualBox has no registered VMs."
         );
+    }
+
+    #[test]
+    fn lists_cut_off_by_the_locale_are_never_parsed() {
+        // Real 7.2.22 under LC_ALL=C, a VM "Dev Box ü" and a disk in
+        // ".../jürgen/...": each list stops at the first non-ASCII byte, exit 0.
+        // Parsed, `list vms` would silently lose that VM and every later one.
+        for f in [
+            "51-lc-c-list-vms.stdout",
+            "52-lc-c-list-multiple.stdout",
+            "53-lc-c-list-hdds.stdout",
+        ] {
+            let text = crate::fixture(f);
+            assert!(vminfo::incomplete(&text).is_some(), "{f} taken as whole");
+        }
+        for f in [
+            "15-list-vms.stdout",
+            "48-real-list-multiple.stdout",
+            "47-real-settings-listhdds.stdout",
+            "47-real-settings-showvminfo.stdout",
+            "02-list-vms-empty.stdout",
+        ] {
+            assert_eq!(vminfo::incomplete(&crate::fixture(f)), None, "{f}");
+        }
     }
 
     #[test]

@@ -196,8 +196,31 @@ fn raw_value(
     }
 }
 
+/// Why a read cannot be trusted, in words.
+pub const CUT_OFF: &str = "VBoxManage writes names and paths in the character set of its locale \
+     (on Windows: the ANSI code page) and stops its output, without an error, at the first \
+     character that set cannot represent";
+
+/// Whether `text` (VBoxManage output that always ends in a line break)
+/// shows an encoding failure: cut off mid-line, or bytes that did not decode.
+pub fn incomplete(text: &str) -> Option<String> {
+    if text.contains('\u{fffd}') {
+        return Some(format!(
+            "the output holds bytes that are not text in the expected character set ({CUT_OFF})"
+        ));
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        let last = text.rsplit('\n').next().unwrap_or(text);
+        return Some(format!("the output is cut off after `{last}` ({CUT_OFF})"));
+    }
+    None
+}
+
 /// Parse the whole output.
 pub fn parse(text: &str) -> Result<VmInfo, ParseError> {
+    if let Some(why) = incomplete(text) {
+        return Err(ParseError(why));
+    }
     let lines: Vec<&str> = text.lines().collect();
     let mut kv: HashMap<String, String> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -294,6 +317,15 @@ pub fn parse(text: &str) -> Result<VmInfo, ParseError> {
         .get("UUID")
         .cloned()
         .ok_or_else(|| ParseError("no UUID= line".into()))?;
+    if name != "<inaccessible>" {
+        for key in ["CfgFile", "VMState"] {
+            if !kv.contains_key(key) {
+                return Err(ParseError(format!(
+                    "no {key}= line: the output is incomplete ({CUT_OFF})"
+                )));
+            }
+        }
+    }
     if let Some(s) = snaps.iter().find(|s| s.uuid.is_empty()) {
         return Err(ParseError(format!(
             "snapshot '{}' (node {}) has no UUID",
@@ -422,7 +454,7 @@ mod tests {
         assert_eq!(vm.current().unwrap().name, "current");
     }
 
-    const HEAD: &str = "name=\"My \\\"VM\\\" é\"\nUUID=\"ab408727-e82f-4444-a90f-c1f1f761d25b\"\nVMState=\"saved\"\nVMStateFile=\"/tmp/a b/x.sav\"\n rec_screen0\n\"SATA Ctl-0-0\"=\"/tmp/v m/d.vdi\"\n\"SATA Ctl-ImageUUID-0-0\"=\"c18415ec-b083-4796-88a9-8bad73495098\"\n\"SATA Ctl-1-0\"=\"none\"\n";
+    const HEAD: &str = "name=\"My \\\"VM\\\" é\"\nUUID=\"ab408727-e82f-4444-a90f-c1f1f761d25b\"\nCfgFile=\"/tmp/v m/My VM.vbox\"\nVMState=\"saved\"\nVMStateFile=\"/tmp/a b/x.sav\"\n rec_screen0\n\"SATA Ctl-0-0\"=\"/tmp/v m/d.vdi\"\n\"SATA Ctl-ImageUUID-0-0\"=\"c18415ec-b083-4796-88a9-8bad73495098\"\n\"SATA Ctl-1-0\"=\"none\"\n";
 
     #[test]
     fn unescapes_values_and_quoted_keys() {
@@ -491,6 +523,33 @@ CurrentSnapshotName=\"current\"\nCurrentSnapshotUUID=\"00000000-0000-0000-0000-0
             vm.snapshots.iter().filter(|s| s.name == "current").count(),
             2
         );
+    }
+
+    #[test]
+    fn output_cut_off_by_the_locale_is_an_encoding_error_not_a_vm() {
+        // Real 7.2.22 under LC_ALL=C: a VM in ".../jürgen/Plain/" prints up to
+        // `CfgFile="` and stops (exit 0); one named "Dev Box ü", read by
+        // UUID, prints `name="` only.
+        for f in [
+            "49-lc-c-showvminfo-cut-off.stdout",
+            "54-lc-c-showvminfo-by-uuid-name-cut-off.stdout",
+        ] {
+            let e = parse(&fixture(f)).unwrap_err().to_string();
+            assert!(e.contains("cut off after `"), "{f}: {e}");
+            assert!(e.contains("character set of its locale"), "{f}: {e}");
+        }
+        // Whole lines, but a line every read has is missing.
+        let short = "name=\"Plain\"\nUUID=\"0b6a3f2e-1d2c-4e5f-8a9b-0c1d2e3f4a5b\"\n";
+        let e = parse(short).unwrap_err().to_string();
+        assert!(
+            e.contains("no CfgFile= line") && e.contains("locale"),
+            "{e}"
+        );
+        // Bytes that did not decode (U+FFFD) are never taken for a name.
+        let e = parse(&HEAD.replace('é', "\u{fffd}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not text in the expected character set"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Fake {
         let mut c = Command::new(fake_bin());
         c.env_clear()
             .env("VBOX_USER_HOME", self.home())
-            .env("LC_ALL", "C")
+            .env("LC_ALL", "C.UTF-8")
             .args(args);
         c
     }

@@ -123,8 +123,7 @@ impl World {
             .env("XDG_DATA_HOME", self.path("data"))
             .env("VBLAUNCH_DATA_DIR", self.path("data/vblaunch"))
             .env("VBOX_USER_HOME", self.path("vbox"))
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("LC_ALL", "C");
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
         // Windows programs need these to start at all.
         for v in [
             "SystemRoot",
@@ -145,10 +144,12 @@ impl World {
     }
 
     /// Run the backend VBoxManage directly (to build and inspect VMs).
+    /// The test's own calls run under a UTF-8 locale (an installed VirtualBox
+    /// under `C` cannot take or print non-ASCII names: see vbox::locale).
     pub fn vbox<S: AsRef<OsStr>>(&self, args: &[S]) -> Run {
         let mut cmd = Command::new(self.vboxmanage_exe());
         self.base_env(&mut cmd);
-        cmd.args(args);
+        cmd.env("LC_ALL", "C.UTF-8").args(args);
         Run::from(cmd.output().unwrap())
     }
 
@@ -167,10 +168,14 @@ impl World {
         self.vblaunch_env(args, &[])
     }
 
+    /// vblaunch under the user's locale `LC_ALL=C` unless `env` says
+    /// otherwise (an empty value unsets a variable for the C library): the
+    /// hardest case, since VBoxManage under `C` is ASCII-only.
     pub fn vblaunch_env<S: AsRef<OsStr>>(&self, args: &[S], env: &[(&str, &OsStr)]) -> Run {
         let mut cmd = Command::new(VBLAUNCH);
         self.base_env(&mut cmd);
-        cmd.env("VBLAUNCH_VBOXMANAGE", self.vboxmanage_exe());
+        cmd.env("VBLAUNCH_VBOXMANAGE", self.vboxmanage_exe())
+            .env("LC_ALL", "C");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -219,6 +224,34 @@ impl World {
     /// Register a VM, make its disk with the VBoxManage command `make_disk`
     /// returns for the disk's path, and attach it to a SATA controller.
     fn create_vm_with(&self, name: &str, make_disk: impl FnOnce(&Path) -> Vec<String>) -> Vm {
+        self.create_vm_in(name, "vms", None, make_disk)
+    }
+
+    /// A VM of `mb` MiB whose folder is under `folder` (relative to the
+    /// world) and whose disk is `disks/<disk>` (e.g. non-ASCII paths).
+    pub fn create_vm_at(&self, name: &str, folder: &str, disk: &str, mb: u32) -> Vm {
+        std::fs::create_dir_all(self.path(folder)).unwrap();
+        self.create_vm_in(name, folder, Some(disk), |base| {
+            vec![
+                "createmedium".into(),
+                "disk".into(),
+                "--filename".into(),
+                base.display().to_string(),
+                "--size".into(),
+                mb.to_string(),
+                "--format".into(),
+                "VDI".into(),
+            ]
+        })
+    }
+
+    fn create_vm_in(
+        &self,
+        name: &str,
+        folder: &str,
+        disk: Option<&str>,
+        make_disk: impl FnOnce(&Path) -> Vec<String>,
+    ) -> Vm {
         let out = self.vbox_ok(&[
             "createvm",
             "--name",
@@ -226,7 +259,7 @@ impl World {
             "--ostype",
             "Linux_64",
             "--basefolder",
-            self.path("vms").to_str().unwrap(),
+            self.path(folder).to_str().unwrap(),
             "--register",
         ]);
         let uuid = out
@@ -235,7 +268,10 @@ impl World {
             .unwrap_or_else(|| panic!("no UUID in createvm output: {out}"))
             .trim()
             .to_string();
-        let base = self.path(&format!("disks/{uuid}.vdi"));
+        let base = match disk {
+            Some(d) => self.path(&format!("disks/{d}")),
+            None => self.path(&format!("disks/{uuid}.vdi")),
+        };
         self.vbox_ok(&make_disk(&base));
         self.vbox_ok(&["storagectl", &uuid, "--name", "SATA", "--add", "sata"]);
         self.vbox_ok(&[

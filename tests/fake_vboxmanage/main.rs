@@ -11,6 +11,16 @@
 //!   fake content <medium path|uuid>
 //!   fake unregister-medium <uuid>
 //!   fake calls
+//!
+//! Encoding, as real VBoxManage (IPRT) does it (control calls excepted):
+//! - Linux/macOS: output is converted to the code set of `LC_ALL` / `LC_CTYPE`
+//!   / `LANG`. Under a locale that is not UTF-8 (`C`, `POSIX`, unset) that is
+//!   ASCII: a non-ASCII argument fails with `VBoxManage: fatal error: RTR3Init:
+//!   VERR_NO_TRANSLATION` (exit 3, nothing done), and stdout and stderr each
+//!   end at their first non-ASCII character (exit unchanged), as recorded in
+//!   tests/fixtures/49- to 54-.
+//! - Windows: output is written in the ANSI code page (`GetACP`), a character
+//!   that code page lacks as `?` (as `WideCharToMultiByte` does).
 
 mod cmds;
 mod info;
@@ -113,10 +123,18 @@ fn run() -> Result<i32> {
         let out = control(&ctx, &mut st, &args[1..])?;
         persist(&state_path, &st, &before)?;
         drop(lock);
-        return Ok(emit(out));
+        return Ok(emit_raw(out));
     }
 
     log_call(&home, &args)?;
+    if !encoding::utf8_locale() && args.iter().any(|a| !a.is_ascii()) {
+        drop(lock);
+        return Ok(emit_raw(Out {
+            stdout: String::new(),
+            stderr: "VBoxManage: fatal error: RTR3Init: VERR_NO_TRANSLATION\n".into(),
+            code: 3,
+        }));
+    }
 
     if let Some(fault) = take_fault(&mut st, &args) {
         return fire_fault(&ctx, st, &state_path, &before, lock, &args, fault);
@@ -136,7 +154,19 @@ fn persist(path: &Path, st: &State, before: &str) -> Result<()> {
     Ok(())
 }
 
+/// Print a command's output in the current code set (see the module doc).
 fn emit(out: Out) -> i32 {
+    let mut so = std::io::stdout();
+    let _ = so.write_all(&encoding::current_code_set(&out.stdout));
+    let _ = so.flush();
+    let mut se = std::io::stderr();
+    let _ = se.write_all(&encoding::current_code_set(&out.stderr));
+    let _ = se.flush();
+    out.code
+}
+
+/// Print UTF-8 as it is (control calls, which real VBoxManage does not have).
+fn emit_raw(out: Out) -> i32 {
     let mut so = std::io::stdout();
     let _ = so.write_all(out.stdout.as_bytes());
     let _ = so.flush();
@@ -144,6 +174,71 @@ fn emit(out: Out) -> i32 {
     let _ = se.write_all(out.stderr.as_bytes());
     let _ = se.flush();
     out.code
+}
+
+mod encoding {
+    /// Whether the locale's code set is UTF-8 (what IPRT's RTR3Init sees
+    /// after `setlocale(LC_CTYPE, "")`). Always true on Windows, where argv
+    /// arrives as UTF-16.
+    pub fn utf8_locale() -> bool {
+        if cfg!(windows) {
+            return true;
+        }
+        let ctype = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        ctype.is_some_and(|c| {
+            let codeset = c.split_once('.').map(|(_, cs)| cs).unwrap_or("");
+            let codeset = codeset.split('@').next().unwrap_or("");
+            codeset.eq_ignore_ascii_case("utf-8") || codeset.eq_ignore_ascii_case("utf8")
+        })
+    }
+
+    /// `text` as VBoxManage writes it to a pipe.
+    pub fn current_code_set(text: &str) -> Vec<u8> {
+        #[cfg(windows)]
+        {
+            // SAFETY: GetACP takes no arguments and only returns a number.
+            let cp = unsafe { windows_sys::Win32::Globalization::GetACP() };
+            in_code_page(cp, text)
+        }
+        #[cfg(not(windows))]
+        {
+            if utf8_locale() {
+                text.as_bytes().to_vec()
+            } else {
+                // Measured on 7.2.22: the output ends at the first character
+                // ASCII cannot represent.
+                let end = text.find(|c: char| !c.is_ascii()).unwrap_or(text.len());
+                text.as_bytes()[..end].to_vec()
+            }
+        }
+    }
+
+    /// `text` in Windows code page `cp`, `?` for what it lacks.
+    #[cfg(windows)]
+    pub fn in_code_page(cp: u32, text: &str) -> Vec<u8> {
+        use encoding_rs::EncoderResult;
+        let enc = u16::try_from(cp)
+            .ok()
+            .and_then(codepage::to_encoding)
+            .unwrap_or(encoding_rs::UTF_8);
+        let mut encoder = enc.new_encoder();
+        let mut out = Vec::with_capacity(text.len() * 2 + 16);
+        let mut rest = text;
+        loop {
+            let mut buf = [0u8; 1024];
+            let (res, read, written) =
+                encoder.encode_from_utf8_without_replacement(rest, &mut buf, true);
+            out.extend_from_slice(&buf[..written]);
+            rest = &rest[read..];
+            match res {
+                EncoderResult::InputEmpty => return out,
+                EncoderResult::OutputFull => {}
+                EncoderResult::Unmappable(_) => out.push(b'?'),
+            }
+        }
+    }
 }
 
 fn escape_arg(a: &str) -> String {
