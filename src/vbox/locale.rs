@@ -112,7 +112,14 @@ pub fn current() -> &'static Choice {
         #[cfg(unix)]
         {
             let user = user_ctype(|k| std::env::var(k).ok());
-            let c = choose(loads, user.as_deref());
+            // Test seam: a system with no UTF-8 locale at all (glibc 2.35+
+            // always has C.UTF-8, so the tests cannot make one otherwise).
+            let none = std::env::var_os("VBLAUNCH_TEST_NO_UTF8_LOCALE").is_some_and(|v| v == "1");
+            let c = if none {
+                choose(|_| false, user.as_deref())
+            } else {
+                choose(loads, user.as_deref())
+            };
             log::debug!("VBoxManage locale: {c:?} (user's LC_CTYPE: {user:?})");
             c
         }
