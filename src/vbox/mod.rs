@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod locale;
 pub mod locate;
+pub mod lossy;
 pub mod media;
 pub mod quick;
 pub mod settings;
@@ -126,6 +127,30 @@ fn require_whole_text(cmd: &CommandLine, out: &Output) -> Result<()> {
         ));
     }
     Err(fail(Code::VBoxManageFailed, msg))
+}
+
+/// Windows: names and paths VBoxManage printed with `?` for characters the
+/// ANSI code page lacks are taken from the VM's settings file (see
+/// [`lossy`]); elsewhere `?` is an ordinary character and nothing happens.
+fn repair_lossy(info: VmInfo, media: Vec<Medium>) -> Result<(VmInfo, Vec<Medium>)> {
+    if !cfg!(windows) || !lossy::any_damaged(&info, &media) {
+        return Ok((info, media));
+    }
+    let homes = locate::user_homes(&|v| std::env::var_os(v));
+    let file = quick::settings_path(&homes, &info.uuid)
+        .and_then(|p| settings::read(&p))
+        .map_err(|e| log::debug!("no settings file to repair the read from: {e}"))
+        .ok();
+    lossy::repair(info, media, file.as_ref()).map_err(|e| {
+        fail(
+            Code::VBoxManageFailed,
+            format!(
+                "{e}. Rename the VM or move its files so that their names use only characters \
+                 of that code page, or turn on Windows' \"Beta: Use Unicode UTF-8 for worldwide \
+                 language support\" (Region settings). vblaunch changed nothing."
+            ),
+        )
+    })
 }
 
 fn has_error_line(out: &Output) -> bool {
@@ -313,6 +338,7 @@ impl VBoxManage {
         }
         require_whole_text(&cmd, &out)?;
         let info = vminfo::parse(&out.stdout).with_context(|| format!("reading VM '{vm}'"))?;
+        let (info, _) = repair_lossy(info, Vec::new())?;
         if !info.accessible {
             return Err(fail(
                 Code::VmNotFound,
@@ -342,7 +368,7 @@ impl VBoxManage {
     /// every launch; the race cost 10 s on some.
     pub fn read_vm(&self, vm: &str) -> Result<(VmInfo, Vec<Medium>)> {
         let info = self.show_vm_info(vm)?;
-        Ok((info, self.list_hdds()?))
+        repair_lossy(info, self.list_hdds()?)
     }
 
     /// The read before a fold: one `list --multiple` call and the VM's

@@ -8,6 +8,7 @@ mod support;
 #[cfg(target_os = "linux")]
 mod backup;
 mod basics;
+mod code_page;
 #[cfg(target_os = "linux")]
 mod crash;
 #[cfg(unix)]

@@ -52,8 +52,10 @@ pub struct Vm {
     pub base: PathBuf,
 }
 
+/// Output as text, decoded as vblaunch decodes VBoxManage's (UTF-8; the
+/// ANSI code page on Windows).
 fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    vblaunch::process::decode(b)
 }
 
 pub struct Run {

@@ -1,0 +1,43 @@
+//! VBoxManage's output in Windows' ANSI code page (fake VBoxManage; runs on
+//! every OS, and under Wine in CI, where the fake writes like VBoxManage.exe:
+//! the ANSI code page, `?` for a character it lacks). "開発" is outside CP1252
+//! (the Western code page), so on such a Windows VBoxManage prints "??" and
+//! vblaunch must take the name and paths from the UTF-8 settings file.
+use crate::support::*;
+
+const NAME: &str = "Jürgen 開発";
+
+#[test]
+fn a_name_outside_the_ansi_code_page_is_read_from_the_settings_file() {
+    let w = World::fake();
+    let vm = w.create_vm_at(NAME, "vms/Jürgen 開発 dir", "Dïsk 開発.vdi", 8);
+    // What the fake (like VBoxManage) prints, as bytes.
+    let mut c = std::process::Command::new(FAKE);
+    w.base_env_pub(&mut c);
+    let raw = c
+        .env("LC_ALL", "C.UTF-8")
+        .args(["showvminfo", &vm.uuid, "--machinereadable"])
+        .output()
+        .unwrap();
+    assert_eq!(raw.status.code(), Some(0));
+    if cfg!(windows) {
+        // Not UTF-8: the ANSI code page (here under Wine, CP1252 or the like).
+        assert!(
+            String::from_utf8(raw.stdout.clone()).is_err()
+                || !String::from_utf8_lossy(&raw.stdout).contains(NAME),
+            "the fake wrote UTF-8 on Windows"
+        );
+    } else {
+        assert!(String::from_utf8_lossy(&raw.stdout).contains(NAME));
+    }
+    for i in 0..2 {
+        let r = w.vblaunch(&["fold", NAME]);
+        assert_eq!(r.code, 0, "fold {i}: {r}");
+        assert_folded(&w, &vm.uuid, "current");
+    }
+    let r = w.vblaunch(&["status", NAME, "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["vms"][0]["name"], NAME, "{r}");
+    assert_eq!(j["vms"][0]["safe_to_back_up"], true, "{r}");
+}
