@@ -1,8 +1,8 @@
 //! Pure parser of `VBoxManage list hdds` and `showmediuminfo` output: blocks of
 //! `Label:   value` lines separated by blank lines. Values start at column 16;
 //! a line that does not look like a label (e.g. the `VD: error …` line under
-//! `Access Error:`) continues the previous value. Run VBoxManage with LC_ALL=C:
-//! localized builds translate the labels.
+//! `Access Error:`) continues the previous value. VBoxManage runs under an
+//! English locale (see `vbox::locale`): localized builds translate the labels.
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
