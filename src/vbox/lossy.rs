@@ -29,9 +29,16 @@ fn damaged(p: &Path) -> bool {
     p.to_string_lossy().contains('?')
 }
 
+/// Windows takes `/` and `\` alike (a path resolved against the settings
+/// file's folder may mix them).
+fn same_path(printed: &Path, truth: &Path) -> bool {
+    let norm = |p: &Path| p.to_string_lossy().replace('\\', "/");
+    matches(&norm(printed), &norm(truth))
+}
+
 fn fix_path(printed: &mut PathBuf, truth: Option<&Path>) {
     if let Some(t) = truth {
-        if damaged(printed) && matches(&printed.to_string_lossy(), &t.to_string_lossy()) {
+        if damaged(printed) && same_path(printed, t) {
             *printed = t.to_path_buf();
         }
     }

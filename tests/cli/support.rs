@@ -52,10 +52,8 @@ pub struct Vm {
     pub base: PathBuf,
 }
 
-/// Output as text, decoded as vblaunch decodes VBoxManage's (UTF-8; the
-/// ANSI code page on Windows).
 fn text(b: &[u8]) -> String {
-    vblaunch::process::decode(b)
+    String::from_utf8_lossy(b).into_owned()
 }
 
 pub struct Run {
@@ -65,11 +63,22 @@ pub struct Run {
 }
 
 impl Run {
+    /// vblaunch's output (UTF-8 on every OS).
     fn from(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: text(&o.stdout),
             stderr: text(&o.stderr),
+        }
+    }
+
+    /// VBoxManage's output, decoded as vblaunch decodes it (UTF-8; the ANSI
+    /// code page on Windows).
+    fn from_vbox(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: vblaunch::process::decode(&o.stdout),
+            stderr: vblaunch::process::decode(&o.stderr),
         }
     }
 }
@@ -152,7 +161,7 @@ impl World {
         let mut cmd = Command::new(self.vboxmanage_exe());
         self.base_env(&mut cmd);
         cmd.env("LC_ALL", "C.UTF-8").args(args);
-        Run::from(cmd.output().unwrap())
+        Run::from_vbox(cmd.output().unwrap())
     }
 
     pub fn vbox_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
