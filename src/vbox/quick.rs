@@ -52,6 +52,9 @@ pub struct Listing {
 /// in that order). A line in `vms`/`runningvms` that is not `"name" {uuid}`
 /// (a name with a line break in it) makes the whole listing unusable.
 pub fn parse(text: &str) -> Result<Listing, String> {
+    if let Some(why) = super::vminfo::incomplete(text) {
+        return Err(why);
+    }
     let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
     for line in text.lines() {
         match line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
@@ -240,6 +243,13 @@ mod tests {
         assert_eq!(vm.attachments, full.attachments);
         assert_eq!(vm.state, full.state);
         assert_eq!((vm.name, vm.uuid), (full.name, full.uuid));
+    }
+
+    #[test]
+    fn a_listing_cut_off_by_the_locale_is_not_read() {
+        // Real 7.2.22 under LC_ALL=C: `"Dev Box ` and nothing after it.
+        let e = parse(&fixture("52-lc-c-list-multiple.stdout")).unwrap_err();
+        assert!(e.contains("cut off after `\"Dev Box `"), "{e}");
     }
 
     #[test]

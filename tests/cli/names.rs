@@ -328,4 +328,18 @@ fn real_native_vblaunch_in_the_chroot_folds_a_non_ascii_vm_under_lc_all_c() {
         assert_eq!(r.code, 0, "{args:?}: {r}");
     }
     assert!(native(&w, &["list"]).stdout.contains(NAME));
+    // A whole launch: fold, then start. VirtualBox cannot start a headless VM
+    // without its kernel driver; its words, with the VM's name in them, reach
+    // the user intact, and the fold is kept.
+    let r = native(&w, &[NAME, "--type", "headless"]);
+    assert_eq!(r.code, 11, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "'{NAME}' has terminated unexpectedly during startup"
+        )),
+        "VirtualBox's own words: {r}"
+    );
+    assert!(r.stderr.contains("The fold was kept"), "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.info(&vm.uuid).snapshots[0].uuid, user);
 }
