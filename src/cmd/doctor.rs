@@ -1109,7 +1109,7 @@ fn readable_checks(
         .map(|m| m.location.clone())
         .or_else(|| vm.cfg_file.clone());
     if let Some(p) = probe {
-        match crate::disk::FreeSpace::new().free(&p) {
+        match crate::disk::free(&p) {
             Some(free) if free >= diff_bytes + eff.merge_margin => out.push(check(
                 Level::Ok,
                 "free space",

@@ -87,6 +87,36 @@ fn call_failed(cmd: &CommandLine, out: &Output) -> anyhow::Error {
     fail(Code::VBoxManageFailed, msg)
 }
 
+/// VirtualBox texts of refusals made before a call changed anything (the
+/// call checks its locks and space first).
+const REFUSED_UP_FRONT: &[&str] = &[
+    "Not enough free storage space",
+    "is locked for writing by another task",
+    "is locked for reading by another task",
+    "is already locked for a session",
+    "is already locked by a session",
+    "while it is changing the state",
+    "while it is changing state",
+    "Locking of attached media failed",
+    "Could not find a registered machine",
+];
+
+/// Whether a failed call was refused by VirtualBox before it changed
+/// anything (judged by VirtualBox's first error line). Unknown failures
+/// count as "may have changed something".
+pub fn changed_nothing(err: &anyhow::Error) -> bool {
+    let text = err.root_cause().to_string();
+    // The generic headers of a failed snapshot operation say nothing of the cause.
+    let first = text.lines().map(str::trim).find(|l| {
+        !l.is_empty()
+            && !l.starts_with("VBoxManage failed")
+            && *l != "VirtualBox said:"
+            && !l.starts_with("Snapshot operation failed")
+            && !l.starts_with("Progress state:")
+    });
+    first.is_some_and(|l| REFUSED_UP_FRONT.iter().any(|t| l.contains(t)))
+}
+
 fn describe_status(s: &std::process::ExitStatus) -> String {
     match s.code() {
         Some(c) => format!("exit code {c}"),
@@ -593,6 +623,42 @@ mod tests {
             describe_registered(&[]),
             "VirtualBox has no registered VMs."
         );
+    }
+
+    #[test]
+    fn only_up_front_refusals_changed_nothing() {
+        let err = |stderr: &str| {
+            let out = Output {
+                status: fake_status(1),
+                stdout: String::new(),
+                stderr: stderr.to_string(),
+                duration: Duration::ZERO,
+            };
+            call_failed(&CommandLine::new(Path::new("VBoxManage")), &out)
+        };
+        let space = "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: Unable to merge storage '/v/b.vdi'. Not enough free storage space\n";
+        assert!(changed_nothing(&err(space)));
+        let died = "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: The object is not ready\nVBoxManage: error: Details: code NS_ERROR_ABORT (0x80004004)\n";
+        assert!(!changed_nothing(&err(died)));
+        let gone = crate::fixture("37-diffgone-snapshot-delete-current.stderr");
+        assert!(
+            !changed_nothing(&err(&gone)),
+            "a failed lock of a missing disk is not judged"
+        );
+        assert!(!changed_nothing(&anyhow::anyhow!("boom")));
+    }
+
+    fn fake_status(code: i32) -> std::process::ExitStatus {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            std::process::ExitStatus::from_raw(code << 8)
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::process::ExitStatusExt;
+            std::process::ExitStatus::from_raw(code as u32)
+        }
     }
 
     #[test]
