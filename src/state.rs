@@ -194,6 +194,18 @@ pub fn incomplete_merges(
     }
 }
 
+/// An error in one line for the journal: VirtualBox's first words when a
+/// VBoxManage call failed (the whole error is in the log), else the first line.
+fn summary(e: &anyhow::Error) -> String {
+    let text = e.root_cause().to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    match text.split_once("VirtualBox said:\n") {
+        Some((_, rest)) => rest.lines().next().unwrap_or_default().trim().to_string(),
+        None => first,
+    }
+}
+
 fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
@@ -269,8 +281,8 @@ impl JournalWriter {
                 self.set_outcome("ok");
                 self.unsaved = true;
             }
-            Err(e) if changed_nothing(e) => self.end(&format!("refused: {}", e.root_cause()))?,
-            Err(e) => self.end(&format!("failed: {}", e.root_cause()))?,
+            Err(e) if changed_nothing(e) => self.end(&format!("refused: {}", summary(e)))?,
+            Err(e) => self.end(&format!("failed: {}", summary(e)))?,
         }
         result
     }

@@ -280,6 +280,20 @@ fn check_space(
     plan: &Plan,
     eff: &crate::config::Effective,
 ) -> Result<()> {
+    for note in preflight(vm, media, plan, eff).map_err(|r| fail(r.code, r.reason))? {
+        log::warn!("{note}");
+    }
+    Ok(())
+}
+
+/// The pre-flight checks of a plan against the real file system (see
+/// [`plan::preflight`]).
+pub(crate) fn preflight(
+    vm: &VmInfo,
+    media: &[Medium],
+    plan: &Plan,
+    eff: &crate::config::Effective,
+) -> Result<Vec<String>, plan::Refusal> {
     let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
     let space = plan::Space {
         free: &crate::disk::free,
@@ -288,12 +302,7 @@ fn check_space(
         margin: eff.merge_margin,
     };
     let leftover = leftover_settings(vm);
-    for note in plan::preflight(vm, media, plan, &space, leftover.as_deref())
-        .map_err(|r| fail(r.code, r.reason))?
-    {
-        log::warn!("{note}");
-    }
-    Ok(())
+    plan::preflight(vm, media, plan, &space, leftover.as_deref())
 }
 
 fn record_fold(

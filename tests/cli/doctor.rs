@@ -152,7 +152,7 @@ fn leftover_vbox_tmp_fails_and_fix_moves_it_into_the_backups() {
 }
 
 #[test]
-fn interrupted_journal_is_a_warning_with_the_step_and_fix_finishes_the_fold() {
+fn an_interrupted_merge_fails_with_the_step_and_fix_finishes_the_fold() {
     let w = World::fake();
     let vm = adopted(&w, "Journal VM");
     let snap = w.info(&vm.uuid).current_snapshot.unwrap();
@@ -168,13 +168,18 @@ fn interrupted_journal_is_a_warning_with_the_step_and_fix_finishes_the_fold() {
     )
     .unwrap();
     let r = w.vblaunch(&["doctor", "Journal VM"]);
-    assert_eq!(r.code, 0, "a warning is not a failure: {r}");
-    let warns = lines_with(&r, "warn journal");
-    assert_eq!(warns.len(), 1, "{r}");
+    // The merge may have written part of its data: a failure, not a warning.
+    assert_eq!(r.code, 6, "{r}");
+    let fails = lines_with(&r, "FAIL journal");
+    assert_eq!(fails.len(), 1, "{r}");
     assert!(
-        warns[0].contains(&format!("merge snapshot {{{snap}}}")),
+        fails[0].contains(&format!("merge snapshot {{{snap}}}"))
+            && fails[0].contains("did not complete")
+            && fails[0].contains("not safe to back up"),
         "{r}"
     );
+    let status = w.vblaunch(&["status", "Journal VM"]);
+    assert!(status.stdout.contains("safe to back up: no"), "{status}");
     assert!(r.stdout.contains("vblaunch fold"), "{r}");
 
     let r = w.vblaunch(&["doctor", "Journal VM", "--fix", "--yes"]);
@@ -182,6 +187,34 @@ fn interrupted_journal_is_a_warning_with_the_step_and_fix_finishes_the_fold() {
     assert!(r.stdout.contains("fixed: the fold finished"), "{r}");
     assert!(r.stdout.contains("ok   journal"), "{r}");
     assert_folded(&w, &vm.uuid, "current");
+    let status = w.vblaunch(&["status", "Journal VM"]);
+    assert!(status.stdout.contains("safe to back up: yes"), "{status}");
+}
+
+#[test]
+fn a_failed_step_is_reported_by_doctor() {
+    let w = World::fake();
+    let vm = adopted(&w, "Failed VM");
+    w.vbox_ok(&[
+        "fake",
+        "fault",
+        "snapshot",
+        "take",
+        "fail",
+        "1",
+        "VBoxManage: error: Failed to take snapshot",
+    ]);
+    let r = w.vblaunch(&["fold", "Failed VM"]);
+    assert_eq!(r.code, 9, "{r}");
+    let r = w.vblaunch(&["doctor", "Failed VM"]);
+    let warns = lines_with(&r, "warn journal");
+    assert_eq!(warns.len(), 1, "{r}");
+    assert!(
+        warns[0].contains("failed at step \"take snapshot 'current'\"")
+            && warns[0].contains("Failed to take snapshot"),
+        "{r}"
+    );
+    let _ = vm;
 }
 
 #[test]
