@@ -293,14 +293,26 @@ fn diagnose(ctx: &Context, vm_arg: &str) -> Result<(Vec<Check>, Target)> {
         }
     };
     match vb.version() {
-        Ok(v) => emit(
-            check(
-                Level::Ok,
-                "VBoxManage",
-                format!("{} (version {v})", vb.exe.display()),
-            ),
-            &mut checks,
-        ),
+        Ok(v) => {
+            emit(
+                check(
+                    Level::Ok,
+                    "VBoxManage",
+                    format!("{} (version {v})", vb.exe.display()),
+                ),
+                &mut checks,
+            );
+            let c = match crate::vbox::known_bugs::warning(&v) {
+                Some(w) => check(Level::Fail, "known VirtualBox defects", w)
+                    .recovery("upgrade VirtualBox before the next launch"),
+                None => check(
+                    Level::Ok,
+                    "known VirtualBox defects",
+                    format!("none known in {v}"),
+                ),
+            };
+            emit(c, &mut checks);
+        }
         Err(e) => emit(
             check(
                 Level::Fail,

@@ -337,6 +337,7 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let policy = policy(ctx, eff, &now, ctx.global.adopt);
     report_interrupted_run(ctx, vm);
+    warn_of_known_bugs(ctx);
     let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)
         .map_err(|r| fail(r.code, r.reason))?;
     check_space(vm, media, &plan, eff)?;
@@ -738,6 +739,19 @@ pub fn leftover_settings(vm: &VmInfo) -> Option<std::path::PathBuf> {
     name.push("-tmp");
     let tmp = cfg.with_file_name(name);
     tmp.exists().then_some(tmp)
+}
+
+/// Warn when the running VirtualBox has a known defect that can lose data
+/// (see [`crate::vbox::known_bugs`]); costs a small file read, no call.
+fn warn_of_known_bugs(ctx: &Context) {
+    let homes = crate::vbox::locate::user_homes(&|v| ctx.env(v));
+    match crate::vbox::known_bugs::running_version(&homes) {
+        Some(v) => match crate::vbox::known_bugs::warning(&v) {
+            Some(w) => log::warn!("{w}"),
+            None => log::debug!("VirtualBox {v}: no known defect"),
+        },
+        None => log::debug!("VirtualBox's version is unknown here (no VBoxSVC.log)"),
+    }
 }
 
 /// Say so when the previous run on this VM died in the middle of a step; the

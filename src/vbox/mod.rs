@@ -3,6 +3,7 @@
 //! counts as failure even with exit 0; `startvm`'s known quirk (exit 1 after
 //! "has been successfully started") counts as success.
 pub mod errors;
+pub mod known_bugs;
 pub mod locate;
 pub mod media;
 pub mod quick;

@@ -484,3 +484,40 @@ fn real_doctor_stale_settings_file_is_repaired_by_fix() {
     assert!(r.stdout.contains("fixed: "), "{r}");
     assert_recovered(&w, &vm, &before);
 }
+
+/// VirtualBox bug 850 (a 1 MiB zero write lost across a fold) on a version
+/// before the fix: doctor fails naming it, every launch warns.
+#[test]
+fn a_virtualbox_version_with_a_known_data_loss_defect_is_named() {
+    let w = World::fake();
+    let vm = adopted(&w, "Old VBox");
+    let r = w.vblaunch(&["doctor", "Old VBox"]);
+    assert!(
+        r.stdout
+            .contains("ok   known VirtualBox defects: none known in 7.2.22"),
+        "{r}"
+    );
+    let r = w.vblaunch(&["fold", "Old VBox"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stderr.contains("known defect"), "{r}");
+    // VBoxSVC 7.2.16 is the one running (its log says so).
+    std::fs::write(
+        w.path("vbox/VBoxSVC.log"),
+        "00:00:00.000839 main     VirtualBox XPCOM Server 7.2.16_Ubuntu r168000 linux.amd64 (Jan 1 2026) release log\n",
+    )
+    .unwrap();
+    let r = w.vblaunch(&["fold", "Old VBox"]);
+    assert_eq!(r.code, 0, "a warning, not a refusal: {r}");
+    assert!(
+        r.stderr
+            .contains("VirtualBox 7.2.16_Ubuntu has a known defect")
+            && r.stderr.contains("bug 850")
+            && r.stderr.contains("Upgrade VirtualBox to 7.2.18"),
+        "{r}"
+    );
+    assert_folded(&w, &vm.uuid, "current");
+    let r = w.vblaunch(&["doctor", "Old VBox"]);
+    assert_eq!(r.code, 6, "{r}");
+    let fails = lines_with(&r, "FAIL known VirtualBox defects");
+    assert!(fails.len() == 1 && fails[0].contains("bug 850"), "{r}");
+}

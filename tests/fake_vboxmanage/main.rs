@@ -90,9 +90,24 @@ fn run() -> Result<i32> {
         }
     };
     fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    // Real VBoxSVC starts its log with its version (vblaunch reads it there).
+    let svc_log = home.join("VBoxSVC.log");
+    if !svc_log.exists() {
+        fs::write(
+            &svc_log,
+            "00:00:00.000839 main     VirtualBox XPCOM Server 7.2.22_Fake r0 linux.amd64 (fake) release log\n",
+        )?;
+    }
     if matches!(args.first().map(String::as_str), Some("--version" | "-V")) && args.len() == 1 {
         log_call(&home, &args)?;
-        println!("7.2.22_Fake");
+        // The fake's version is the one its VBoxSVC.log names (a test may
+        // install an "older VirtualBox" by writing that log).
+        let log = fs::read_to_string(&svc_log).unwrap_or_default();
+        let v = log
+            .split_once(" Server ")
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .unwrap_or("7.2.22_Fake");
+        println!("{v}");
         return Ok(0);
     }
 
