@@ -345,6 +345,9 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         log::info!("{note}");
     }
     let start_type = ctx.global.start_type.unwrap_or(eff.start_type);
+    if start {
+        check_front_end(vb, vm, start_type)?;
+    }
 
     if ctx.global.dry_run {
         print_dry_run(vb, vm, &plan, start.then_some(start_type));
@@ -739,6 +742,43 @@ pub fn leftover_settings(vm: &VmInfo) -> Option<std::path::PathBuf> {
     name.push("-tmp");
     let tmp = cfg.with_file_name(name);
     tmp.exists().then_some(tmp)
+}
+
+/// Before any change: the program VirtualBox starts the VM with is
+/// installed (a fold followed by a start that cannot work helps nobody).
+/// Only judged where VirtualBox's installation folder is known.
+fn check_front_end(vb: &VBoxManage, vm: &VmInfo, start: StartType) -> Result<()> {
+    use crate::vbox::locate::{self, Os};
+    let os = Os::current();
+    let Some(dir) = locate::install_dir(&vb.exe, os) else {
+        log::debug!("VirtualBox's installation folder is unknown; the front end is not checked");
+        return Ok(());
+    };
+    let program = locate::front_end(start, os);
+    if dir.join(&program).is_file() {
+        return Ok(());
+    }
+    let (other, package) = match start {
+        StartType::Headless => ("gui", "VirtualBox's own installer, which includes it"),
+        StartType::Gui | StartType::Separate => (
+            "headless",
+            "on Debian/Ubuntu the package virtualbox-qt, elsewhere VirtualBox's own installer",
+        ),
+    };
+    Err(fail(
+        Code::Refused,
+        format!(
+            "VM '{}' cannot start with --type {}: VirtualBox's program for it, {}, is not \
+             installed in {} (VirtualBox would fail with VERR_FILE_NOT_FOUND after the fold). \
+             Install it ({package}), or start the VM another way: `vblaunch --type {other} {}`. \
+             Nothing was changed.",
+            vm.name,
+            start.as_str(),
+            program,
+            dir.display(),
+            crate::process::quote(&vm.name)
+        ),
+    ))
 }
 
 /// Warn when the running VirtualBox has a known defect that can lose data

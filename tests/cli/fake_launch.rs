@@ -1,5 +1,6 @@
 //! vblaunch against the fake VBoxManage: exact call sequences, the start step
 //! (which real VirtualBox cannot do here), refusals and injected failures.
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -851,4 +852,50 @@ fn a_merge_that_keeps_failing_does_not_pile_up_snapshots() {
     let r = w.vblaunch(&["fold", "F"]);
     assert_eq!(r.code, 0, "{r}");
     assert_folded(&w, &vm.uuid, "current");
+}
+
+/// An installation without the program for the chosen start type (Debian
+/// without virtualbox-qt has no VirtualBoxVM): refused before the fold,
+/// saying what to install or which --type works.
+#[test]
+fn a_missing_front_end_is_refused_before_anything_changes() {
+    let w = World::fake();
+    let vm = adopted(&w, "F");
+    let before = w.state(&vm.uuid);
+    // An installation folder: VBoxManage and VBoxSVC, no VirtualBoxVM.
+    let install = w.path("install");
+    std::fs::create_dir_all(&install).unwrap();
+    let exe = install.join("VBoxManage");
+    std::fs::copy(FAKE, &exe).unwrap();
+    std::fs::write(install.join("VBoxSVC"), "").unwrap();
+    std::fs::write(install.join("VBoxHeadless"), "").unwrap();
+    let r = w.vblaunch(&[OsStr::new("--vboxmanage"), exe.as_os_str(), OsStr::new("F")]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stderr.contains("VirtualBoxVM, is not installed")
+            && r.stderr.contains("virtualbox-qt")
+            && r.stderr.contains("--type headless")
+            && r.stderr.contains("Nothing was changed"),
+        "{r}"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+    assert!(mutations(&w).is_empty(), "{:?}", mutations(&w));
+    // Headless has its program: the launch goes ahead.
+    let r = w.vblaunch(&[
+        OsStr::new("--vboxmanage"),
+        exe.as_os_str(),
+        OsStr::new("--type"),
+        OsStr::new("headless"),
+        OsStr::new("F"),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    w.vbox_ok(&["fake", "set-state", &vm.uuid, "poweroff"]);
+    // `fold` starts nothing, so it does not care.
+    let r = w.vblaunch(&[
+        OsStr::new("--vboxmanage"),
+        exe.as_os_str(),
+        OsStr::new("fold"),
+        OsStr::new("F"),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
 }
