@@ -268,7 +268,10 @@ pub fn own_snapshots(vm: &VmInfo, snapshot_name: &str, adopt: bool) -> (Vec<usiz
 /// For each snapshot on the current path (oldest first), the differencing
 /// images that hold the writes made after it was taken (one per hard disk):
 /// a linear chain base ← d1 ← … ← dm has one diff per snapshot on the path,
-/// the last being the current state. None when the chain does not match the
+/// the last being the current state. The chain is matched from its top: a
+/// linked clone's disk, or a disk attached on top of an image that already
+/// had a child, rests on images of another VM below the image its first
+/// snapshot froze (see [`floor`]). None when the chain is shorter than the
 /// path (then sizes are unknown, never guessed).
 pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Vec<&'m Medium>)>> {
     let path = current_path(vm);
@@ -283,14 +286,33 @@ pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Ve
             .collect::<Result<_, _>>()
             .ok()?;
         chain.reverse(); // base first
-        if chain.len() != path.len() + 1 {
-            return None;
-        }
+        let below = chain.len().checked_sub(path.len() + 1)?;
         for (j, entry) in per_snapshot.iter_mut().enumerate() {
-            entry.1.push(chain[j + 1]);
+            entry.1.push(chain[below + j + 1]);
         }
     }
     Some(per_snapshot)
+}
+
+/// Per attached hard disk: the image the VM's oldest snapshot froze (its
+/// first merge target) and the base at the bottom of its chain. They differ
+/// for a linked clone or a disk attached on top of another VM's image:
+/// then the floor is this VM's own differencing image, which holds what the
+/// folds merge, and a backup needs it as well as the base.
+pub fn floors<'m>(vm: &VmInfo, media: &'m [Medium]) -> Vec<(&'m Medium, &'m Medium)> {
+    let path = current_path(vm);
+    vm.attachments
+        .iter()
+        .filter_map(|a| {
+            let mut chain: Vec<&Medium> = media::chain(media, &a.image_uuid)
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .ok()?;
+            chain.reverse();
+            let below = chain.len().checked_sub(path.len() + 1)?;
+            Some((chain[below], chain[0]))
+        })
+        .collect()
 }
 
 /// What the pre-flight checks need to know about the file system.
@@ -352,13 +374,12 @@ fn merge_targets<'m>(
     let disks = diffs.first().map(|(_, ms)| ms.len()).unwrap_or(0);
     let mut out: Vec<Target> = Vec::new();
     for d in 0..disks {
-        // full[0] is the base; full[j + 1] holds the writes after path[j].
-        let mut full: Vec<&Medium> = media::chain(media, &diffs[0].1[d].uuid)
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .ok()?;
-        full.reverse();
-        full.truncate(1);
+        // full[0] is the image the oldest snapshot froze (the base, or this
+        // VM's own image on another's); full[j + 1] holds the writes after path[j].
+        let floor = media
+            .iter()
+            .find(|m| Some(m.uuid.as_str()) == diffs[0].1[d].parent.as_deref())?;
+        let mut full: Vec<&Medium> = vec![floor];
         full.extend(diffs.iter().map(|(_, ms)| ms[d]));
         for j in (0..path.len()).filter(|&j| gone(j)) {
             let mut k = j;
@@ -1598,6 +1619,18 @@ mod tests {
             }
         });
         assert!(path_diffs(&broken.vm, &broken.media).is_none());
+        // A linked clone: its chain rests on another VM's images; matched from the top.
+        let mut clone = chain(&["current"]);
+        clone.media[0].parent = Some("source-diff".into());
+        clone.media.push(medium("source-diff", Some("source-base")));
+        clone.media.push(medium("source-base", None));
+        let d = path_diffs(&clone.vm, &clone.media).unwrap();
+        assert_eq!(d[0].1[0].uuid, "d0");
+        let f = floors(&clone.vm, &clone.media);
+        assert_eq!(
+            (f[0].0.uuid.as_str(), f[0].1.uuid.as_str()),
+            (BASE, "source-base")
+        );
     }
 
     fn space<'a>(free: &'a dyn Fn(&Path) -> Option<u64>, margin: u64) -> Space<'a> {

@@ -442,19 +442,19 @@ fn bytes_to_merge(vm: &VmInfo, media: &[Medium], plan: &Plan) -> u64 {
         .sum()
 }
 
-/// The base medium of each attached hard disk's chain.
+/// The images a backup must copy to hold each attached hard disk as frozen
+/// by the current snapshot: its base and, for a disk that rests on another
+/// VM's images (a linked clone, a base shared by two VMs), also this VM's own
+/// image that the folds merge into (see [`plan::floors`]).
 fn base_disks(vm: &VmInfo, media: &[Medium]) -> Vec<std::path::PathBuf> {
-    vm.attachments
-        .iter()
-        .filter_map(|a| {
-            crate::vbox::media::chain(media, &a.image_uuid)
-                .into_iter()
-                .map_while(Result::ok)
-                .last()
-                .filter(|m| m.parent.is_none())
-                .map(|m| m.location.clone())
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (floor, base) in plan::floors(vm, media) {
+        out.push(base.location.clone());
+        if floor.uuid != base.uuid {
+            out.push(floor.location.clone());
+        }
+    }
+    out
 }
 
 /// Run the plan's steps; returns the UUID of the snapshot taken. When a step
