@@ -413,11 +413,27 @@ pub fn preflight(
     space: &Space<'_>,
     leftover_settings: Option<&Path>,
 ) -> Result<Vec<String>, Refusal> {
+    // A settings file VirtualBox cannot replace is the cause to name first:
+    // it also leaves a `.vbox-tmp` behind, which is then no interrupted save.
+    if let Some(cfg) = vm.cfg_file.as_deref() {
+        let dir = cfg.parent().unwrap_or(cfg);
+        (space.writable)(dir).map_err(|why| {
+            not_writable(
+                vm,
+                dir,
+                "the VM folder: VirtualBox saves the settings file there",
+                &why,
+            )
+        })?;
+        (space.writable)(cfg)
+            .map_err(|why| not_writable(vm, cfg, "the VM's settings file", &why))?;
+    }
     if let Some(tmp) = leftover_settings {
         return Err(refuse(
             Code::Refused,
             format!(
-                "VirtualBox left a half-written settings file {} behind (an interrupted save). \
+                "VirtualBox left a new settings file {} behind that it never put in place (an interrupted \
+                 or failed save). \
                  Changing snapshots now could make it the VM's settings. Run `vblaunch doctor \
                  \"{}\" --fix` to move it aside safely, then run vblaunch again. Nothing was changed.",
                 tmp.display(),
@@ -464,19 +480,6 @@ pub fn preflight(
     // The settings file is rewritten by every step: VirtualBox writes
     // `<vm>.vbox-tmp` next to it, then renames.
     let settings_size = vm.cfg_file.as_deref().and_then(space.size).unwrap_or(0);
-    if let Some(cfg) = vm.cfg_file.as_deref() {
-        let dir = cfg.parent().unwrap_or(cfg);
-        (space.writable)(dir).map_err(|why| {
-            not_writable(
-                vm,
-                dir,
-                "the VM folder: VirtualBox saves the settings file there",
-                &why,
-            )
-        })?;
-        (space.writable)(cfg)
-            .map_err(|why| not_writable(vm, cfg, "the VM's settings file", &why))?;
-    }
     let takes = plan.steps.iter().any(|s| matches!(s, Step::Take { .. }));
     let deleted: Vec<&str> = plan
         .steps
@@ -814,6 +817,11 @@ pub fn plan(
     for &i in folded {
         let s = &vm.snapshots[i];
         let into = match s.parent.map(|p| &vm.snapshots[p]) {
+            None if floors(vm, media).iter().any(|(f, b)| f.uuid != b.uuid) => {
+                "this VM's own image(s) on the base it shares with another VM or a clone's \
+                 source (that base stays as it is)"
+                    .to_string()
+            }
             None => "the base disk(s)".to_string(),
             Some(p) if own.contains(&s.parent.unwrap()) => format!("snapshot {}", show(p)),
             Some(p) => format!(
@@ -1285,6 +1293,31 @@ mod tests {
         }
         let yes = |_: &Path| Ok(());
         assert!(preflight(&t.vm, &t.media, &p, &writable_space(&free, &yes), None).is_ok());
+        // VirtualBox could not replace the settings file and left its -tmp:
+        // the cause is named, not "an interrupted save".
+        let cfg_ro = |p: &Path| {
+            if p.ends_with("Dev Box.vbox") {
+                Err("immutable".to_string())
+            } else {
+                Ok(())
+            }
+        };
+        let tmp = Path::new("/vms/Dev Box/Dev Box.vbox-tmp");
+        let r = preflight(
+            &t.vm,
+            &t.media,
+            &p,
+            &writable_space(&free, &cfg_ro),
+            Some(tmp),
+        )
+        .unwrap_err();
+        assert!(
+            r.reason.contains("settings file")
+                && r.reason.contains("immutable")
+                && !r.reason.contains("interrupted"),
+            "{}",
+            r.reason
+        );
     }
 
     #[test]
