@@ -475,9 +475,8 @@ impl std::error::Error for CallError {}
 /// lets a caller ask "did this Delete fail with ServiceDied?".
 pub fn diagnosis_of(err: &anyhow::Error) -> Option<&Diagnosis> {
     err.chain()
-        .find_map(|e| e.downcast_ref::<crate::exit::Failure>())
-        .and_then(|f| f.detail.as_ref())
-        .and_then(|d| d.downcast_ref::<CallError>())
+        .filter_map(|e| e.downcast_ref::<crate::exit::Failure>())
+        .find_map(|f| f.detail.as_ref()?.downcast_ref::<CallError>())
         .map(|c| &c.diagnosis)
 }
 

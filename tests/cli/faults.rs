@@ -333,3 +333,163 @@ fn kill_own_vboxsvc_kills_only_this_worlds_service() {
     assert_eq!(own_vboxsvc(&b), theirs, "b's VBoxSVC survived");
     assert!(own_vboxsvc(&a).is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// The same texts from the fake (`fake fault … real <case>`), for the cases
+// and the paths the real tests cannot reach cheaply.
+
+fn fake_fault(w: &World, spec: &[&str]) {
+    let mut args = vec!["fake", "fault"];
+    args.extend_from_slice(spec);
+    w.vbox_ok(&args);
+}
+
+#[test]
+fn fake_real_fault_texts_are_explained_at_take() {
+    for (case, meaning, code) in [
+        (
+            "snapshots-not-writable",
+            "VirtualBox cannot create a file in the VM's Snapshots folder",
+            9,
+        ),
+        (
+            "vm-folder-not-writable",
+            "VirtualBox cannot write the VM's folder",
+            9,
+        ),
+        (
+            "vbox-not-replaceable",
+            "VirtualBox wrote the new settings (.vbox-tmp)",
+            9,
+        ),
+        (
+            "read-only-fs",
+            "The VM's files are on a read-only filesystem.",
+            9,
+        ),
+        ("disk-full", "The disk holding the VM became full", 9),
+        ("changing-state-take", "The VM is in the middle of", 5),
+    ] {
+        let w = World::fake();
+        let vm = w.create_vm("Take Fault", 8);
+        fake_fault(&w, &["snapshot", "take", "real", case]);
+        let r = w.vblaunch(&["fold", "Take Fault"]);
+        assert_explained(&r, meaning, code);
+        // The recorded VM's folder became this VM's.
+        let dir = w.info(&vm.uuid).cfg_file.unwrap();
+        let dir = dir.parent().unwrap().display().to_string();
+        if case != "changing-state-take" {
+            assert!(r.stderr.contains(&dir), "{case}: {r}");
+        }
+        assert!(!r.stderr.contains("/tmp/vbl-faults"), "{case}: {r}");
+    }
+}
+
+#[test]
+fn fake_real_fault_texts_are_explained_at_merge() {
+    for (case, meaning, code) in [
+        (
+            "service-died",
+            "VirtualBox's background service (VBoxSVC) stopped in the middle",
+            9,
+        ),
+        (
+            "truncated",
+            "A disk image file of this VM is there but damaged",
+            9,
+        ),
+        (
+            "bad-header",
+            "A disk image file of this VM is there but damaged",
+            9,
+        ),
+        (
+            "foreign-uuid",
+            "The file at one of this VM's disk paths is a different disk image",
+            9,
+        ),
+        (
+            "shared-parent",
+            "The disk the snapshot would be merged into has more than one child",
+            6,
+        ),
+        (
+            "locked-for-reading",
+            "Another program or VirtualBox task has one of the VM's disks open for reading",
+            9,
+        ),
+        ("changing-state-delete", "The VM is in the middle of", 5),
+        (
+            "merge-space",
+            "The disk holding the VM is too full to merge",
+            9,
+        ),
+    ] {
+        let w = World::fake();
+        let vm = w.create_vm("Merge Fault", 8);
+        let r = w.vblaunch(&["fold", "Merge Fault"]);
+        assert_eq!(r.code, 0, "{r}");
+        fake_fault(&w, &["snapshot", "delete", "real", case]);
+        let r = w.vblaunch(&["fold", "Merge Fault"]);
+        assert_explained(&r, meaning, code);
+        assert!(
+            !r.stderr.contains("shape of the snapshot tree"),
+            "{case}: {r}"
+        );
+        if matches!(
+            case,
+            "bad-header" | "foreign-uuid" | "shared-parent" | "locked-for-reading"
+        ) {
+            assert!(r.stderr.contains(vm.base.to_str().unwrap()), "{case}: {r}");
+        }
+    }
+}
+
+#[test]
+fn fake_real_fault_texts_are_explained_at_start() {
+    for (case, meaning) in [
+        (
+            "frontend-missing",
+            "The VirtualBox program that shows the VM is not installed",
+        ),
+        (
+            "locked-by-session",
+            "A VirtualBox window or another program has the VM open.",
+        ),
+    ] {
+        let w = World::fake();
+        w.create_vm("Start Fault", 8);
+        fake_fault(&w, &["startvm", "real", case]);
+        let r = w.vblaunch(&["Start Fault"]);
+        assert_eq!(r.code, 11, "{case}: {r}");
+        assert!(
+            r.stderr.contains(&format!("What this means: {meaning}")),
+            "{case}: {r}"
+        );
+        assert!(
+            !r.stderr.contains("disk image file of this VM is missing"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn fake_disk_full_leaves_the_vbox_empty_as_real_virtualbox_does() {
+    let w = World::fake();
+    let vm = w.create_vm("Empty Settings", 8);
+    let cfg = w.info(&vm.uuid).cfg_file.unwrap();
+    assert!(std::fs::metadata(&cfg).unwrap().len() > 0);
+    fake_fault(&w, &["snapshot", "take", "real", "disk-full"]);
+    let r = w.vbox(&["snapshot", &vm.uuid, "take", "current"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("(VERR_DISK_FULL)"), "{r}");
+    assert_eq!(std::fs::metadata(&cfg).unwrap().len(), 0);
+}
+
+#[test]
+fn fake_rejects_an_unknown_real_fault() {
+    let w = World::fake();
+    let r = w.vbox(&["fake", "fault", "snapshot", "take", "real", "nope"]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("disk-full"), "{r}");
+}
