@@ -454,6 +454,45 @@ impl ErrorKind {
     }
 }
 
+/// Why a registered disk image cannot be used: from its `Access Error:` text
+/// (`showmediuminfo`; `list hdds` often shows none) and whether its file
+/// exists. `DiskMissing`, `ImageDamaged`, `ImageForeign`, or `Unknown` (the
+/// file is there but VirtualBox did not say why it cannot read it).
+pub fn medium_problem(access_error: Option<&str>, file_exists: bool) -> ErrorKind {
+    let said = access_error
+        .map(|t| {
+            let lines: Vec<String> = t.lines().map(|l| l.trim().to_string()).collect();
+            kind_of(&VBoxError {
+                op: Op::Read,
+                lines,
+                context: None,
+                result_code: None,
+                exit: None,
+            })
+        })
+        .unwrap_or(ErrorKind::Unknown);
+    match said {
+        ErrorKind::DiskMissing | ErrorKind::ImageDamaged | ErrorKind::ImageForeign => said,
+        _ if !file_exists => ErrorKind::DiskMissing,
+        _ => ErrorKind::Unknown,
+    }
+}
+
+impl ErrorKind {
+    /// How a disk image with this problem is named in a list: "MISSING",
+    /// "DAMAGED", … (only for [`medium_problem`]'s kinds; others "UNREADABLE").
+    pub fn medium_label(&self) -> &'static str {
+        match self {
+            ErrorKind::DiskMissing => "MISSING",
+            ErrorKind::ImageDamaged => "DAMAGED (the file is there but unreadable)",
+            ErrorKind::ImageForeign => {
+                "a DIFFERENT IMAGE (its UUID does not match VirtualBox's registry)"
+            }
+            _ => "UNREADABLE (the file is there)",
+        }
+    }
+}
+
 /// A failed VBoxManage call: the exit status's [`Code`] comes from
 /// [`crate::exit::Failure`]; this is reachable beside it in the error chain
 /// (see [`diagnosis_of`]).
@@ -755,6 +794,29 @@ mod tests {
         assert_eq!(op_of_args(&["startvm", "u", "--type", "gui"]), Op::Start);
         assert_eq!(op_of_args(&["showvminfo", "u"]), Op::Read);
         assert_eq!(op_of_args(&["registervm", "x"]), Op::Other);
+    }
+
+    /// The `Access Error:` of a recorded `showmediuminfo` (no prefix, several lines).
+    #[test]
+    fn media_problems_are_told_apart() {
+        let access = |f: &str| {
+            crate::vbox::media::parse(&fixture(f))[0]
+                .access_error
+                .clone()
+                .unwrap()
+        };
+        let missing = access("36-diffgone-showmediuminfo.stdout");
+        assert_eq!(medium_problem(Some(&missing), false), DiskMissing);
+        let header = access("69-bad-header-showmediuminfo.stdout");
+        assert_eq!(medium_problem(Some(&header), true), ImageDamaged);
+        let foreign = access("72-foreign-uuid-showmediuminfo.stdout");
+        assert_eq!(medium_problem(Some(&foreign), true), ImageForeign);
+        // `list hdds` gives no reason: only the file's presence tells.
+        assert_eq!(medium_problem(None, false), DiskMissing);
+        assert_eq!(medium_problem(None, true), Unknown);
+        assert!(!medium_problem(None, true)
+            .medium_label()
+            .contains("MISSING"));
     }
 
     #[test]
