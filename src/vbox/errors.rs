@@ -622,6 +622,14 @@ mod tests {
             ("83-no-translation-showvminfo", Op::Read, NoTranslation),
             ("85-truncated-data-snapshot-delete", Op::Delete, ServiceDied),
             ("86-registervm-missing-vbox", Op::Other, SettingsFileMissing),
+            ("87-media-lock-startvm", Op::Start, MediaLockFailed),
+            ("88-writelock-snapshot-delete", Op::Delete, LockedForWriting),
+            ("89-writelock-snapshot-take", Op::Take, MediaLockFailed),
+            (
+                "90-service-unreachable-list-vms",
+                Op::Read,
+                ServiceUnreachable,
+            ),
         ] {
             let d = of(name, op);
             assert_eq!(d.kind, kind, "{name}: {:#?}", d.error);

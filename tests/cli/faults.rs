@@ -314,6 +314,43 @@ fn real_fault_merge_of_a_cut_diff_kills_vboxsvc_and_says_so() {
 }
 
 #[test]
+fn real_fault_service_that_cannot_start_is_retried_then_explained() {
+    let w = fault_world!("real_fault_service_that_cannot_start_is_retried_then_explained");
+    // VBoxSVC cannot create anything in an immutable, empty VBOX_USER_HOME.
+    let _home = Immutable::set(&w.path("vbox"));
+    let r = w.vblaunch(&["fold", "Anything"]);
+    assert_explained(
+        &r,
+        "VirtualBox's background service (VBoxSVC) did not start or answer.",
+        9,
+    );
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    // Each call is tried four times (the quick read, then the full read).
+    assert!(log.contains("did not answer (attempt 3)"), "{log}");
+    assert!(!log.contains("did not answer (attempt 4)"), "{log}");
+}
+
+#[test]
+fn real_fault_damaged_virtualbox_xml_is_not_retried() {
+    let w = fault_world!("real_fault_damaged_virtualbox_xml_is_not_retried");
+    let vm = w.create_vm("Global Damage", 8);
+    kill_own_vboxsvc(&w);
+    let xml = w.path("vbox/VirtualBox.xml");
+    let text = std::fs::read_to_string(&xml).unwrap();
+    std::fs::write(&xml, &text[..text.len() / 2]).unwrap();
+    let r = w.vblaunch(&["fold", "Global Damage"]);
+    assert_explained(
+        &r,
+        "VirtualBox cannot read its global settings file (VirtualBox.xml)",
+        9,
+    );
+    assert!(r.stderr.contains("VirtualBox.xml-prev"), "{r}");
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(!log.contains("did not answer (attempt"), "{log}");
+    drop(vm);
+}
+
+#[test]
 fn kill_own_vboxsvc_kills_only_this_worlds_service() {
     let (a, b) = match (
         real_backend("kill_own_vboxsvc_kills_only_this_worlds_service"),
@@ -369,6 +406,11 @@ fn fake_real_fault_texts_are_explained_at_take() {
         ),
         ("disk-full", "The disk holding the VM became full", 9),
         ("changing-state-take", "The VM is in the middle of", 5),
+        (
+            "media-lock-take",
+            "VirtualBox could not lock the VM's disks",
+            9,
+        ),
     ] {
         let w = World::fake();
         let vm = w.create_vm("Take Fault", 8);
@@ -378,7 +420,7 @@ fn fake_real_fault_texts_are_explained_at_take() {
         // The recorded VM's folder became this VM's.
         let dir = w.info(&vm.uuid).cfg_file.unwrap();
         let dir = dir.parent().unwrap().display().to_string();
-        if case != "changing-state-take" {
+        if !case.starts_with("changing-state") && !case.starts_with("media-lock") {
             assert!(r.stderr.contains(&dir), "{case}: {r}");
         }
         assert!(!r.stderr.contains("/tmp/vbl-faults"), "{case}: {r}");
@@ -419,6 +461,11 @@ fn fake_real_fault_texts_are_explained_at_merge() {
             9,
         ),
         ("changing-state-delete", "The VM is in the middle of", 5),
+        (
+            "locked-for-writing",
+            "Another VirtualBox operation is using the disk right now.",
+            9,
+        ),
         (
             "merge-space",
             "The disk holding the VM is too full to merge",

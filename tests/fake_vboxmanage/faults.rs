@@ -167,6 +167,38 @@ const CASES: &[Case] = &[
         "diskfull/home"
     ),
     case!(
+        "media-lock-start",
+        "87-media-lock-startvm",
+        1,
+        "MediaVM",
+        "medialock/vms",
+        "medialock/home"
+    ),
+    case!(
+        "locked-for-writing",
+        "88-writelock-snapshot-delete",
+        1,
+        "WriteVM",
+        "writelock/vms",
+        "writelock/home"
+    ),
+    case!(
+        "media-lock-take",
+        "89-writelock-snapshot-take",
+        1,
+        "WriteVM",
+        "writelock/vms",
+        "writelock/home"
+    ),
+    case!(
+        "service-unreachable",
+        "90-service-unreachable-list-vms",
+        1,
+        "-",
+        "svcunreachable/vms",
+        "svcunreachable/home"
+    ),
+    case!(
         "merge-space",
         "82-merge-full-snapshot-delete",
         1,
