@@ -205,6 +205,53 @@ pub fn truncate(path: &Path, len: u64) {
         .unwrap();
 }
 
+/// Run vblaunch and `kill -9` the World's own VBoxSVC once vblaunch's stderr
+/// shows every marker, in order (e.g. a step's log line, then the progress its
+/// VBoxManage call prints: the call is then running). Returns vblaunch's
+/// result, which it reports after VirtualBox's service went away.
+pub fn kill_vboxsvc_during(w: &World, args: &[&str], markers: &[&str]) -> Run {
+    use std::io::Read;
+    let mut cmd = Command::new(VBLAUNCH);
+    w.base_env_pub(&mut cmd);
+    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let found = |text: &str| {
+        let mut at = 0;
+        markers.iter().all(|m| match text[at..].find(m) {
+            Some(i) => {
+                at += i + m.len();
+                true
+            }
+            None => false,
+        })
+    };
+    let mut buf = [0u8; 256];
+    while !found(&String::from_utf8_lossy(&seen)) {
+        let n = err.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "vblaunch ended before {markers:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let killed = kill_own_vboxsvc(w);
+    assert_eq!(killed.len(), 1, "the World's VBoxSVC was running");
+    err.read_to_end(&mut seen).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&seen).into_owned(),
+    }
+}
+
 macro_rules! fault_world {
     ($name:expr) => {
         match real_backend($name) {
@@ -348,6 +395,32 @@ fn real_fault_damaged_virtualbox_xml_is_not_retried() {
     let log = std::fs::read_to_string(w.log_file()).unwrap();
     assert!(!log.contains("did not answer (attempt"), "{log}");
     drop(vm);
+}
+
+#[test]
+fn real_fault_vboxsvc_killed_during_the_merge_is_named_and_the_next_fold_completes() {
+    let w = fault_world!(
+        "real_fault_vboxsvc_killed_during_the_merge_is_named_and_the_next_fold_completes"
+    );
+    let vm = w.create_vm("Killed Merge", 512);
+    let r = w.vblaunch(&["fold", "Killed Merge"]);
+    assert_eq!(r.code, 0, "{r}");
+    let leaf = w.leaf(&vm.uuid);
+    // Enough data that the merge is still running when its service dies.
+    w.fill_mib(&leaf, 0, 256);
+    let before = w.content(&leaf);
+    let r = kill_vboxsvc_during(&w, &["fold", "Killed Merge"], &["Merging snapshot", "0%"]);
+    assert_explained(
+        &r,
+        "VirtualBox's background service (VBoxSVC) stopped in the middle of the operation",
+        9,
+    );
+    assert!(r.stderr.contains("NS_ERROR_ABORT"), "{r}");
+    assert!(!r.stderr.contains("shape of the snapshot tree"), "{r}");
+    // Running fold again completes the merge; every byte is kept.
+    let r = w.vblaunch(&["fold", "Killed Merge"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(w.content(&w.leaf(&vm.uuid)), before);
 }
 
 #[test]
