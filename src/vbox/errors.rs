@@ -54,6 +54,8 @@ pub struct VBoxError {
 pub enum ErrorKind {
     /// A disk image file is not where VirtualBox expects it.
     DiskMissing,
+    /// A disk image the VM's settings name is not in VirtualBox's media registry.
+    DiskNotRegistered,
     /// A disk image file is there but damaged (header, block table, short file).
     ImageDamaged,
     /// The file at a disk's path is another image (its UUID differs from the registry's).
@@ -255,10 +257,12 @@ fn kind_of_line(line: &str) -> Option<ErrorKind> {
         && (has(".vbox'") || has(".vbox ") || line.ends_with(".vbox"))
     {
         SettingsFileMissing
-    } else if has("VERR_FILE_NOT_FOUND opening image file")
-        || (has("differencing image of snapshot") && has("could not be found"))
-    {
+    } else if has("VERR_FILE_NOT_FOUND opening image file") {
         DiskMissing
+    } else if (has("differencing image of snapshot") && has("could not be found"))
+        || has("Could not find an open hard disk with UUID")
+    {
+        DiskNotRegistered
     } else if has("cannot be directly attached") && has("differencing child") {
         RegistryMismatch
     } else if has("is already locked by a session") || has("is already locked for a session") {
@@ -350,6 +354,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             DiskMissing => "A disk image file of this VM is missing on disk.",
+            DiskNotRegistered => "A snapshot's disk image is missing from VirtualBox's media registry (moved or deleted, or a backup was restored without the Snapshots folder).",
             ImageDamaged => "A disk image file of this VM is there but damaged (VirtualBox cannot read its header or its data).",
             ImageForeign => "The file at one of this VM's disk paths is a different disk image: its UUID does not match the one VirtualBox has registered (a file copied or restored over it).",
             FrontEndMissing => "The VirtualBox program that shows the VM is not installed (VirtualBoxVM for a window, VBoxHeadless for --type headless).",
@@ -384,6 +389,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             DiskMissing => "Restore the named .vdi file from your backup to exactly that path, then run vblaunch again. Do not delete or restore snapshots until the file is back.",
+            DiskNotRegistered => "Put the missing .vdi back into the VM's Snapshots folder (from your backup) and run vblaunch again, or run `vblaunch doctor <VM>`. Do not delete snapshots: that could lose data.",
             ImageDamaged => "Do not delete or restore snapshots. Restore the named .vdi file from your backup (the whole VM folder, to be sure), then run vblaunch again; `vblaunch doctor <VM>` shows the state.",
             ImageForeign => "Put the right image back at that path (from your backup), or, if this file is the one you want, re-attach it in the VirtualBox Manager; then run vblaunch again.",
             FrontEndMissing => "Install VirtualBox's GUI package (on Debian/Ubuntu: virtualbox-qt) for a window, or use --type headless (VBoxHeadless), then run vblaunch again.",
@@ -437,7 +443,8 @@ impl ErrorKind {
             VmNotFound | Inaccessible | LockedBySession | LockedForReading | LockedForWriting
             | MediaLockFailed | ChangingState | SharedParent | NotEnoughMergeSpace
             | ServiceUnreachable | RegistryDamaged | NoTranslation | FrontEndMissing
-            | SettingsFileMissing | ImageForeign | DiskMissing | RegistryMismatch => false,
+            | SettingsFileMissing | ImageForeign | DiskMissing | DiskNotRegistered
+            | RegistryMismatch => false,
             // Failed part-way: a diff may exist, a merge may be half done, the
             // .vbox may be rewritten, truncated or left as .vbox-tmp.
             ServiceDied
@@ -549,17 +556,33 @@ mod tests {
     #[test]
     fn every_recorded_failure_gets_its_kind() {
         for (name, op, kind) in [
+            ("07-snapshot-list-none", Op::Read, Unknown),
             ("27-snapshot-delete-nonexistent", Op::Delete, Unknown),
             ("28-snapshot-take-nonexistent-vm", Op::Take, VmNotFound),
+            ("29-snapshot-delete-nonexistent-vm", Op::Delete, VmNotFound),
+            ("30-snapshot-list-nonexistent-vm", Op::Read, VmNotFound),
             ("31-showvminfo-nonexistent-vm", Op::Read, VmNotFound),
             ("32-startvm-headless", Op::Start, StartupTerminated),
+            ("33-invalid-command", Op::Other, Unknown),
             (
                 "37-diffgone-snapshot-delete-current",
                 Op::Delete,
                 DiskMissing,
             ),
             ("38-diffgone-snapshot-take", Op::Take, DiskMissing),
+            // "Code NS_ERROR_FAILURE … Operation failed": a code, no message.
+            ("39-diffgone-mediumio-cat", Op::Read, Unknown),
+            ("40-diffgone-startvm", Op::Start, StartupTerminated),
+            ("41-diffgone-closemedium", Op::Other, Unknown),
+            // Exit 0, but an error line: a snapshot's image is not registered.
+            ("43-regmissing-list-vms-long", Op::Read, DiskNotRegistered),
+            ("44-regmissing-showvminfo-by-name", Op::Read, VmNotFound),
             ("45-regmissing-showvminfo-by-uuid", Op::Read, Inaccessible),
+            (
+                "46-regmissing-snapshot-list-by-uuid",
+                Op::Read,
+                Inaccessible,
+            ),
             ("49-startvm-frontend-missing", Op::Start, FrontEndMissing),
             ("50-svckill-snapshot-delete", Op::Delete, ServiceDied),
             ("52-truncated-snapshot-delete", Op::Delete, ImageDamaged),
@@ -730,7 +753,7 @@ mod tests {
             ("VERR_NO_LOW_MEMORY", LowMemory),
             ("Cannot delete a snapshot of the machine while it is changing the state (machine state: Saving)", ChangingState),
             ("Locking of attached media failed. A possible reason is that one of the media is attached to a running VM", MediaLockFailed),
-            ("The differencing image of snapshot {1} could not be found", DiskMissing),
+            ("A differencing image of snapshot {1} could not be found", DiskNotRegistered),
         ] {
             let d = classify(Op::Delete, &format!("VBoxManage: error: {text}\n"), Some(1));
             assert_eq!(d.kind, kind, "{text}");
@@ -752,6 +775,7 @@ mod tests {
     fn every_kind_has_words_and_a_code() {
         for k in [
             DiskMissing,
+            DiskNotRegistered,
             ImageDamaged,
             ImageForeign,
             FrontEndMissing,
