@@ -613,3 +613,25 @@ fn fake_rejects_an_unknown_real_fault() {
     assert_ne!(r.code, 0, "{r}");
     assert!(r.stderr.contains("disk-full"), "{r}");
 }
+
+#[test]
+fn fake_only_an_unreachable_service_is_retried() {
+    // Fired once: a retry gets through.
+    let w = World::fake();
+    w.create_vm("Retry", 8);
+    fake_fault(&w, &["list", "real", "service-unreachable"]);
+    let r = w.vblaunch(&["fold", "Retry"]);
+    assert_eq!(r.code, 0, "{r}");
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(log.contains("did not answer (attempt 1)"), "{log}");
+    // A damaged VirtualBox.xml is not retried (the quick read fails once,
+    // the full read that follows it gets through).
+    let w = World::fake();
+    w.create_vm("No Retry", 8);
+    fake_fault(&w, &["list", "real", "registry-damaged"]);
+    let r = w.vblaunch(&["fold", "No Retry"]);
+    assert_eq!(r.code, 0, "{r}");
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(log.contains("Premature end of data"), "{log}");
+    assert!(!log.contains("did not answer"), "{log}");
+}
