@@ -173,15 +173,19 @@ pub fn check_disks(
                     ),
                 )
             })?;
-            if !medium.is_accessible() || !exists(&medium.location) {
+            let present = exists(&medium.location);
+            if !medium.is_accessible() || !present {
+                let problem =
+                    crate::vbox::errors::medium_problem(medium.access_error.as_deref(), present);
                 return Err(refuse(
                     Code::Refused,
                     format!(
-                        "Disk image {} of VM '{}' is missing or unreadable (VirtualBox state: {}). \
+                        "Disk image {} of VM '{}' is {} (VirtualBox state: {}). \
                          Merging snapshots now could lose data. Restore that file from your backup \
                          to exactly that path, then run vblaunch again. Nothing was changed.",
                         medium.location.display(),
                         vm.name,
+                        problem.medium_label(),
                         medium.state
                     ),
                 ));
@@ -1571,6 +1575,13 @@ mod tests {
         t.media[1].state = "inaccessible".into();
         let r = run(&t).unwrap_err();
         assert!(r.reason.contains("inaccessible"), "{}", r.reason);
+        // There but unreadable is not called missing.
+        assert!(!r.reason.contains("MISSING"), "{}", r.reason);
+        t.media[1].access_error = Some(
+            "Could not open the medium '/vms/d1.vdi'.\nVDI: invalid pre-header in '/vms/d1.vdi' (VERR_VD_VDI_INVALID_HEADER).".into(),
+        );
+        let r = run(&t).unwrap_err();
+        assert!(r.reason.contains("is DAMAGED"), "{}", r.reason);
     }
 
     #[test]

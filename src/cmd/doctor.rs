@@ -966,9 +966,14 @@ fn readable_checks(
                             Level::Fail,
                             "media chain",
                             format!(
-                                "slot {}: disk image {} is MISSING (VirtualBox: {}){}",
+                                "slot {}: disk image {} is {} (VirtualBox: {}){}",
                                 att.slot(),
                                 m.location.display(),
+                                crate::vbox::errors::medium_problem(
+                                    m.access_error.as_deref(),
+                                    size.is_some()
+                                )
+                                .medium_label(),
                                 m.state,
                                 owner
                             ),

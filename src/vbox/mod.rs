@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::exit::{fail, Code};
+use crate::exit::{fail, Code, Failure};
 use crate::process::{self, CommandLine, Deadline, Event, Output};
 pub use media::Medium;
 pub use vminfo::VmInfo;
@@ -61,8 +61,25 @@ pub struct VBoxManage {
     pub show_progress: bool,
 }
 
-/// A failed VBoxManage call, with VirtualBox's own words and advice.
+/// A failed VBoxManage call, with VirtualBox's own words and advice. The
+/// exit code is the classified kind's; the [`errors::Diagnosis`] rides along
+/// (see [`errors::diagnosis_of`]).
 fn call_failed(cmd: &CommandLine, out: &Output) -> anyhow::Error {
+    let diagnosis = diagnose(cmd, out);
+    call_failed_as(cmd, out, diagnosis)
+}
+
+/// The classification of a finished call (the operation read from its arguments).
+fn diagnose(cmd: &CommandLine, out: &Output) -> errors::Diagnosis {
+    let args: Vec<String> = cmd
+        .args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    errors::classify(errors::op_of_args(&args), &out.stderr, out.status.code())
+}
+
+fn call_failed_as(cmd: &CommandLine, out: &Output, diagnosis: errors::Diagnosis) -> anyhow::Error {
     let errors = errors::error_lines(&out.stderr);
     let text = if errors.is_empty() {
         let raw = out.stderr.trim();
@@ -79,13 +96,20 @@ fn call_failed(cmd: &CommandLine, out: &Output) -> anyhow::Error {
         describe_status(&out.status),
         indent(&text)
     );
-    if let Some(a) = errors::classify(&out.stderr) {
+    let kind = diagnosis.kind;
+    if kind != errors::ErrorKind::Unknown {
         msg.push_str(&format!(
             "\nWhat this means: {}\nWhat to do: {}",
-            a.meaning, a.next_step
+            kind.meaning(),
+            kind.next_step()
         ));
     }
-    fail(Code::VBoxManageFailed, msg)
+    anyhow::Error::new(
+        Failure::new(kind.code(), msg).with_detail(errors::CallError {
+            command: cmd.to_string(),
+            diagnosis,
+        }),
+    )
 }
 
 /// VirtualBox texts of refusals made before a call changed anything (the
@@ -225,10 +249,10 @@ impl VBoxManage {
         let mut pause = Duration::from_millis(500);
         for attempt in 1.. {
             let out = self.run(cmd.clone(), kind)?;
+            // Only a service that was not reached (never a damaged
+            // VirtualBox.xml, where retrying cannot help).
             let unreachable = !out.status.success()
-                && out
-                    .stderr
-                    .contains("Failed to create the VirtualBox object");
+                && diagnose(&cmd, &out).kind == errors::ErrorKind::ServiceUnreachable;
             if !unreachable || attempt == 4 {
                 return Ok(out);
             }
@@ -262,26 +286,42 @@ impl VBoxManage {
         let cmd = self.command(["showvminfo", vm, "--machinereadable"]);
         let out = self.run_retrying(cmd.clone(), Kind::Read)?;
         if !out.status.success() || has_error_line(&out) {
-            if out.stderr.contains("Could not find a registered machine") {
-                let known = match self.list_vms() {
-                    Ok(vms) => describe_registered(&vms),
-                    Err(e) => format!("(could not list the registered VMs: {e})"),
-                };
-                return Err(fail(
-                    Code::VmNotFound,
-                    format!("VirtualBox has no VM named '{vm}' (names are case-sensitive; a UUID works too). {known}"),
-                ));
-            }
-            if out.stderr.contains("The object functionality is limited") {
-                return Err(fail(
-                    Code::VmNotFound,
-                    format!(
-                        "VirtualBox cannot read the settings of VM '{vm}' (it is inaccessible). \
-                         Open the VirtualBox Manager to see why; a missing disk file or a damaged \
-                         .vbox file is the usual cause. vblaunch changed nothing.\n{}",
-                        call_failed(&cmd, &out)
-                    ),
-                ));
+            let diagnosis = diagnose(&cmd, &out);
+            match diagnosis.kind {
+                errors::ErrorKind::VmNotFound => {
+                    let known = match self.list_vms() {
+                        Ok(vms) => describe_registered(&vms),
+                        Err(e) => format!("(could not list the registered VMs: {e})"),
+                    };
+                    return Err(anyhow::Error::new(
+                        Failure::new(
+                            Code::VmNotFound,
+                            format!("VirtualBox has no VM named '{vm}' (names are case-sensitive; a UUID works too). {known}"),
+                        )
+                        .with_detail(errors::CallError {
+                            command: cmd.to_string(),
+                            diagnosis,
+                        }),
+                    ));
+                }
+                errors::ErrorKind::Inaccessible => {
+                    return Err(anyhow::Error::new(
+                        Failure::new(
+                        Code::VmNotFound,
+                        format!(
+                            "VirtualBox cannot read the settings of VM '{vm}' (it is inaccessible): a \
+                             missing disk file or a damaged .vbox file is the usual cause. Run \
+                             `vblaunch doctor {vm}` to see why. vblaunch changed nothing.\n{}",
+                            call_failed_as(&cmd, &out, diagnosis.clone())
+                        ),
+                        )
+                        .with_detail(errors::CallError {
+                            command: cmd.to_string(),
+                            diagnosis,
+                        }),
+                    ));
+                }
+                _ => {}
             }
             return Err(call_failed(&cmd, &out));
         }
@@ -290,8 +330,8 @@ impl VBoxManage {
             return Err(fail(
                 Code::VmNotFound,
                 format!(
-                    "VM '{vm}' ({}) is inaccessible: VirtualBox cannot read its settings. Open the \
-                     VirtualBox Manager to see why. vblaunch changed nothing.",
+                    "VM '{vm}' ({}) is inaccessible: VirtualBox cannot read its settings. Run \
+                     `vblaunch doctor {vm}` to see why. vblaunch changed nothing.",
                     info.uuid
                 ),
             ));
@@ -438,8 +478,9 @@ fn describe_registered(vms: &[(String, String)]) -> String {
     if broken > 0 {
         text.push_str(&format!(
             "\n{broken} of them {} inaccessible: VirtualBox cannot read {} settings, so it no \
-             longer knows {} name. If your VM is among them, open the VirtualBox Manager to see \
-             why (a missing disk file or a damaged .vbox file is the usual cause).",
+             longer knows {} name. If your VM is among them, run `vblaunch doctor <name>` \
+             (it finds the VM by its settings file's name) to see why (a missing disk file or a \
+             damaged .vbox file is the usual cause).",
             if broken == 1 { "is" } else { "are" },
             if broken == 1 { "its" } else { "their" },
             if broken == 1 { "its" } else { "their" },

@@ -5,6 +5,7 @@
 //! Fake-only control calls (`fake …`, not logged in `fake-calls.log`):
 //!   fake fault [--nth N] <cmd words…> fail <exit> <stderr text…>
 //!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk|stale-settings|misname
+//!   fake fault [--nth N] <cmd words…> real <case>   (a recorded real fault, see faults.rs)
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
 //!   fake write <medium path|uuid> <offset> <text>
@@ -13,6 +14,7 @@
 //!   fake calls
 
 mod cmds;
+mod faults;
 mod info;
 mod model;
 
@@ -194,6 +196,7 @@ fn log_call(home: &Path, args: &[String]) -> Result<()> {
 
 const ACTIONS: &[&str] = &[
     "fail",
+    "real",
     "hang",
     "die",
     "die-after",
@@ -291,6 +294,18 @@ fn fire_fault(
             }
             Ok(emit(out))
         }
+        "real" => {
+            persist(state_path, &st, before)?;
+            drop(lock);
+            let case = fault.args.first().map(String::as_str).unwrap_or("");
+            let (stdout, stderr, code) = faults::fire(case, &st, &ctx.home, args)
+                .with_context(|| format!("unknown real fault {case:?}"))?;
+            Ok(emit(Out {
+                stdout,
+                stderr,
+                code,
+            }))
+        }
         "hang" => {
             persist(state_path, &st, before)?;
             drop(lock);
@@ -359,7 +374,7 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
                 return Ok(usage(
-                    "fault: no action (fail|hang|die|die-after|start-quirk|stale-settings|misname)",
+                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname)",
                 ));
             };
             if pos == 0 {
@@ -373,6 +388,12 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             let fargs = rest[pos + 1..].to_vec();
             if action == "fail" && fargs.first().and_then(|c| c.parse::<i32>().ok()).is_none() {
                 return Ok(usage("fault: fail needs <exit> <stderr text>"));
+            }
+            if action == "real" && !fargs.first().is_some_and(|c| faults::known(c)) {
+                return Ok(usage(&format!(
+                    "fault: real needs one of: {}",
+                    faults::names().join(" ")
+                )));
             }
             st.faults.push(model::Fault {
                 words,
