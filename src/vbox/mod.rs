@@ -112,34 +112,12 @@ fn call_failed_as(cmd: &CommandLine, out: &Output, diagnosis: errors::Diagnosis)
     )
 }
 
-/// VirtualBox texts of refusals made before a call changed anything (the
-/// call checks its locks and space first).
-const REFUSED_UP_FRONT: &[&str] = &[
-    "Not enough free storage space",
-    "is locked for writing by another task",
-    "is locked for reading by another task",
-    "is already locked for a session",
-    "is already locked by a session",
-    "while it is changing the state",
-    "while it is changing state",
-    "Locking of attached media failed",
-    "Could not find a registered machine",
-];
-
 /// Whether a failed call was refused by VirtualBox before it changed
-/// anything (judged by VirtualBox's first error line). Unknown failures
-/// count as "may have changed something".
+/// anything, as the classifier judges VirtualBox's first error line
+/// ([`errors::ErrorKind::may_have_changed`]). An error that is no classified
+/// VBoxManage failure counts as "may have changed something".
 pub fn changed_nothing(err: &anyhow::Error) -> bool {
-    let text = err.root_cause().to_string();
-    // The generic headers of a failed snapshot operation say nothing of the cause.
-    let first = text.lines().map(str::trim).find(|l| {
-        !l.is_empty()
-            && !l.starts_with("VBoxManage failed")
-            && *l != "VirtualBox said:"
-            && !l.starts_with("Snapshot operation failed")
-            && !l.starts_with("Progress state:")
-    });
-    first.is_some_and(|l| REFUSED_UP_FRONT.iter().any(|t| l.contains(t)))
+    errors::diagnosis_of(err).is_some_and(|d| !d.may_have_changed())
 }
 
 fn describe_status(s: &std::process::ExitStatus) -> String {
@@ -676,7 +654,11 @@ mod tests {
                 stderr: stderr.to_string(),
                 duration: Duration::ZERO,
             };
-            call_failed(&CommandLine::new(Path::new("VBoxManage")), &out)
+            let mut cmd = CommandLine::new(Path::new("VBoxManage"));
+            cmd.args = ["snapshot", "vm", "delete", "s"]
+                .map(OsString::from)
+                .to_vec();
+            call_failed(&cmd, &out)
         };
         let space = "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: Unable to merge storage '/v/b.vdi'. Not enough free storage space\n";
         assert!(changed_nothing(&err(space)));
@@ -684,8 +666,8 @@ mod tests {
         assert!(!changed_nothing(&err(died)));
         let gone = crate::fixture("37-diffgone-snapshot-delete-current.stderr");
         assert!(
-            !changed_nothing(&err(&gone)),
-            "a failed lock of a missing disk is not judged"
+            changed_nothing(&err(&gone)),
+            "a missing disk fails the merge's lock, before any change"
         );
         assert!(!changed_nothing(&anyhow::anyhow!("boom")));
     }
