@@ -1,45 +1,67 @@
-//! Free space on the volume holding a path (sysinfo's disk list).
-use std::path::Path;
+//! The file system facts the pre-flight checks need, asked of the OS for the
+//! exact path (statvfs / GetDiskFreeSpaceExW through `fs4`; access(2) through
+//! `rustix`). A volume list (what vblaunch used before) misses tmpfs, bind
+//! mounts and other unlisted file systems and then answers for `/` instead.
+use std::path::{Path, PathBuf};
 
-use sysinfo::Disks;
-
-/// Reads the mounted volumes once; answers for any path on them.
-pub struct FreeSpace {
-    /// None when the list of volumes cannot be read (free space then unknown).
-    disks: Option<Disks>,
+/// The path itself if it exists, else its nearest existing ancestor (a
+/// Snapshots folder VirtualBox has not created yet lives on its parent's
+/// volume).
+fn existing(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .find(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_ok())
+        .map(Path::to_path_buf)
 }
 
-impl FreeSpace {
-    pub fn new() -> FreeSpace {
-        FreeSpace {
-            disks: Disks::new_with_refreshed_list().ok(),
+/// Available bytes (for this user) on the file system holding `path`; None
+/// when the OS cannot tell.
+pub fn free(path: &Path) -> Option<u64> {
+    let p = existing(path)?;
+    match fs4::available_space(&p) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            log::debug!("free space of {}: {e}", p.display());
+            None
         }
     }
-
-    /// Available bytes on the volume whose mount point is the longest prefix
-    /// of `path` (resolved through symlinks); None if no volume matches.
-    pub fn free(&self, path: &Path) -> Option<u64> {
-        let probe = path
-            .ancestors()
-            .find_map(|p| std::fs::canonicalize(p).ok())?;
-        // Windows canonical paths are verbatim (\\?\C:\…); mount points are not.
-        let text = probe.to_string_lossy();
-        let probe = match text.strip_prefix(r"\\?\") {
-            Some(rest) => std::path::PathBuf::from(rest),
-            None => probe,
-        };
-        self.disks
-            .as_ref()?
-            .iter()
-            .filter(|d| probe.starts_with(d.mount_point()))
-            .max_by_key(|d| d.mount_point().as_os_str().len())
-            .map(|d| d.available_space())
-    }
 }
 
-impl Default for FreeSpace {
-    fn default() -> Self {
-        FreeSpace::new()
+/// Whether this user may write `path` (a file: change it; a folder: create
+/// and remove files in it). A path not yet there is judged by the folder it
+/// would be created in. Err says why not, in the OS's words.
+pub fn writable(path: &Path) -> Result<(), String> {
+    let Some(p) = existing(path) else {
+        return Ok(()); // nothing to ask; VirtualBox will say
+    };
+    writable_os(&p)
+}
+
+#[cfg(unix)]
+fn writable_os(p: &Path) -> Result<(), String> {
+    // access(2) asks the kernel, which also says no for a read-only mount
+    // (EROFS) and an immutable file or folder (EPERM), even for root.
+    rustix::fs::access(p, rustix::fs::Access::WRITE_OK).map_err(|e| {
+        let e = std::io::Error::from(e);
+        match e.raw_os_error() {
+            Some(30) => "it is on a read-only file system".to_string(),
+            Some(1) => {
+                "the file system does not allow changing it (an immutable flag?)".to_string()
+            }
+            _ => e.to_string(),
+        }
+    })
+}
+
+#[cfg(windows)]
+fn writable_os(p: &Path) -> Result<(), String> {
+    // The read-only attribute is what stops VirtualBox most often on Windows
+    // (ACLs are not judged here: VirtualBox reports those itself).
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() && m.permissions().readonly() => {
+            Err("the file has the read-only attribute".to_string())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -48,17 +70,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_temp_dir_has_a_volume_with_some_free_space() {
+    fn free_space_is_asked_for_the_exact_path_or_its_nearest_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let fs = FreeSpace::new();
-        let free = fs.free(&dir.path().join("not-yet.vdi"));
-        // Wine lists no volumes at all (seen in CI): then the answer must be
-        // "unknown", which the pre-flight check reports instead of guessing.
-        let listed = fs.disks.as_ref().is_some_and(|d| d.iter().next().is_some());
-        if listed {
-            assert!(free.is_some_and(|f| f > 0), "{free:?}");
-        } else {
-            assert_eq!(free, None);
-        }
+        let here = free(dir.path()).expect("the OS answers for a temp dir");
+        assert!(here > 0);
+        let later = free(&dir.path().join("Snapshots/not-yet.vdi")).unwrap();
+        // The same volume; other tests may write meanwhile, so not equal.
+        assert!(later.abs_diff(here) < 1 << 30, "{here} vs {later}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_without_write_permission_is_not_writable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(writable(dir.path()), Ok(()));
+        assert_eq!(writable(&dir.path().join("new/file.vdi")), Ok(()));
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+        // root may write anyway (CI runs as root): then access(2) agrees.
+        let root = rustix::process::geteuid().is_root();
+        assert_eq!(writable(&ro).is_ok(), root, "{:?}", writable(&ro));
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 }

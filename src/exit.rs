@@ -68,6 +68,9 @@ Exit codes:
 pub struct Failure {
     pub code: Code,
     pub message: String,
+    /// A typed detail for callers that must tell failures apart (e.g. a
+    /// `vbox::errors::CallError`); not printed, not a `source()`.
+    pub detail: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Failure {
@@ -75,7 +78,14 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// The same failure, carrying a typed detail.
+    pub fn with_detail(mut self, detail: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.detail = Some(Box::new(detail));
+        self
     }
 }
 

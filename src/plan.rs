@@ -173,15 +173,19 @@ pub fn check_disks(
                     ),
                 )
             })?;
-            if !medium.is_accessible() || !exists(&medium.location) {
+            let present = exists(&medium.location);
+            if !medium.is_accessible() || !present {
+                let problem =
+                    crate::vbox::errors::medium_problem(medium.access_error.as_deref(), present);
                 return Err(refuse(
                     Code::Refused,
                     format!(
-                        "Disk image {} of VM '{}' is missing or unreadable (VirtualBox state: {}). \
+                        "Disk image {} of VM '{}' is {} (VirtualBox state: {}). \
                          Merging snapshots now could lose data. Restore that file from your backup \
                          to exactly that path, then run vblaunch again. Nothing was changed.",
                         medium.location.display(),
                         vm.name,
+                        problem.medium_label(),
                         medium.state
                     ),
                 ));
@@ -268,7 +272,10 @@ pub fn own_snapshots(vm: &VmInfo, snapshot_name: &str, adopt: bool) -> (Vec<usiz
 /// For each snapshot on the current path (oldest first), the differencing
 /// images that hold the writes made after it was taken (one per hard disk):
 /// a linear chain base ← d1 ← … ← dm has one diff per snapshot on the path,
-/// the last being the current state. None when the chain does not match the
+/// the last being the current state. The chain is matched from its top: a
+/// linked clone's disk, or a disk attached on top of an image that already
+/// had a child, rests on images of another VM below the image its first
+/// snapshot froze (see [`floor`]). None when the chain is shorter than the
 /// path (then sizes are unknown, never guessed).
 pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Vec<&'m Medium>)>> {
     let path = current_path(vm);
@@ -283,32 +290,125 @@ pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Ve
             .collect::<Result<_, _>>()
             .ok()?;
         chain.reverse(); // base first
-        if chain.len() != path.len() + 1 {
-            return None;
-        }
+        let below = chain.len().checked_sub(path.len() + 1)?;
         for (j, entry) in per_snapshot.iter_mut().enumerate() {
-            entry.1.push(chain[j + 1]);
+            entry.1.push(chain[below + j + 1]);
         }
     }
     Some(per_snapshot)
 }
 
+/// Per attached hard disk: the image the VM's oldest snapshot froze (its
+/// first merge target) and the base at the bottom of its chain. They differ
+/// for a linked clone or a disk attached on top of another VM's image:
+/// then the floor is this VM's own differencing image, which holds what the
+/// folds merge, and a backup needs it as well as the base.
+pub fn floors<'m>(vm: &VmInfo, media: &'m [Medium]) -> Vec<(&'m Medium, &'m Medium)> {
+    let path = current_path(vm);
+    vm.attachments
+        .iter()
+        .filter_map(|a| {
+            let mut chain: Vec<&Medium> = media::chain(media, &a.image_uuid)
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .ok()?;
+            chain.reverse();
+            let below = chain.len().checked_sub(path.len() + 1)?;
+            Some((chain[below], chain[0]))
+        })
+        .collect()
+}
+
 /// What the pre-flight checks need to know about the file system.
 pub struct Space<'a> {
-    /// Free bytes on the volume holding a file.
+    /// Free bytes on the volume holding a path (the OS call for that exact
+    /// path; a path not yet there is asked of its nearest existing folder).
     pub free: &'a dyn Fn(&Path) -> Option<u64>,
     /// A file's size on disk.
     pub size: &'a dyn Fn(&Path) -> Option<u64>,
+    /// Whether VirtualBox (running as this user) can write a file or create
+    /// files in a folder: Err says why not.
+    pub writable: &'a dyn Fn(&Path) -> Result<(), String>,
     pub margin: u64,
 }
+
+/// What a new differencing image takes before the VM writes to it: VDI
+/// header and alignment (VirtualBox makes them 2 MiB), plus 4 bytes of block
+/// map per MiB of capacity.
+const NEW_DIFF: u64 = 2 << 20;
+/// Headroom for a take (new images and the settings file rewritten).
+pub const TAKE_MARGIN: u64 = 16 << 20;
 
 fn mib(b: u64) -> String {
     format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
 }
 
-/// Checks before any merge, run before the first step so that a refusal
-/// changes nothing: each merge target's volume has room for what is merged
-/// into it plus a margin; VirtualBox left no half-written settings file.
+fn not_writable(vm: &VmInfo, path: &Path, what: &str, why: &str) -> Refusal {
+    refuse(
+        Code::Refused,
+        format!(
+            "VirtualBox cannot write {} ({what}): {why}. Changing VM '{}' now would fail half-way. \
+             Make it writable (its owner and permissions, a read-only or immutable flag, or a \
+             disk mounted read-only), then run vblaunch again. Nothing was changed.",
+            path.display(),
+            vm.name
+        ),
+    )
+}
+
+/// One merge target of a plan: the image the deleted snapshots' data is
+/// written into, and the differencing images merged into it.
+struct Target<'m> {
+    target: &'m Medium,
+    merged: Vec<&'m Medium>,
+}
+
+/// Per hard disk, where the plan's merges write (pure): a deleted
+/// snapshot's diff merges into the nearest image below it that stays (the
+/// base, or the diff of a kept snapshot below it). None when the chain does
+/// not match the snapshot path.
+fn merge_targets<'m>(
+    vm: &VmInfo,
+    media: &'m [Medium],
+    deleted: &[&str],
+) -> Option<Vec<Target<'m>>> {
+    let diffs = path_diffs(vm, media)?;
+    let path = current_path(vm);
+    let gone = |j: usize| deleted.contains(&vm.snapshots[path[j]].uuid.as_str());
+    let disks = diffs.first().map(|(_, ms)| ms.len()).unwrap_or(0);
+    let mut out: Vec<Target> = Vec::new();
+    for d in 0..disks {
+        // full[0] is the image the oldest snapshot froze (the base, or this
+        // VM's own image on another's); full[j + 1] holds the writes after path[j].
+        let floor = media
+            .iter()
+            .find(|m| Some(m.uuid.as_str()) == diffs[0].1[d].parent.as_deref())?;
+        let mut full: Vec<&Medium> = vec![floor];
+        full.extend(diffs.iter().map(|(_, ms)| ms[d]));
+        for j in (0..path.len()).filter(|&j| gone(j)) {
+            let mut k = j;
+            while k > 0 && gone(k - 1) {
+                k -= 1;
+            }
+            let target = full[k];
+            match out.iter_mut().find(|t| t.target.uuid == target.uuid) {
+                Some(t) => t.merged.push(full[j + 1]),
+                None => out.push(Target {
+                    target,
+                    merged: vec![full[j + 1]],
+                }),
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Checks before the first step, so that a refusal changes nothing: the
+/// folders and images VirtualBox will write are writable; the Snapshots
+/// folder and the VM folder have room for a take; each merge target has room
+/// for what is merged into it plus a margin and no other child (VirtualBox
+/// would merge forward into the other child and leave the target, e.g. the
+/// base, unchanged); VirtualBox left no half-written settings file.
 /// Returns notes (e.g. free space that could not be determined).
 pub fn preflight(
     vm: &VmInfo,
@@ -317,11 +417,27 @@ pub fn preflight(
     space: &Space<'_>,
     leftover_settings: Option<&Path>,
 ) -> Result<Vec<String>, Refusal> {
+    // A settings file VirtualBox cannot replace is the cause to name first:
+    // it also leaves a `.vbox-tmp` behind, which is then no interrupted save.
+    if let Some(cfg) = vm.cfg_file.as_deref() {
+        let dir = cfg.parent().unwrap_or(cfg);
+        (space.writable)(dir).map_err(|why| {
+            not_writable(
+                vm,
+                dir,
+                "the VM folder: VirtualBox saves the settings file there",
+                &why,
+            )
+        })?;
+        (space.writable)(cfg)
+            .map_err(|why| not_writable(vm, cfg, "the VM's settings file", &why))?;
+    }
     if let Some(tmp) = leftover_settings {
         return Err(refuse(
             Code::Refused,
             format!(
-                "VirtualBox left a half-written settings file {} behind (an interrupted save). \
+                "VirtualBox left a new settings file {} behind that it never put in place (an interrupted \
+                 or failed save). \
                  Changing snapshots now could make it the VM's settings. Run `vblaunch doctor \
                  \"{}\" --fix` to move it aside safely, then run vblaunch again. Nothing was changed.",
                 tmp.display(),
@@ -329,6 +445,46 @@ pub fn preflight(
             ),
         ));
     }
+    if plan.steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut notes = Vec::new();
+    let mut room = |path: &Path, need: u64, what: &str| -> Result<(), Refusal> {
+        match (space.free)(path) {
+            Some(free) if free < need => Err(refuse(
+                Code::Refused,
+                format!(
+                    "Not enough free space {what} {}: it needs {} but its volume has {} free. \
+                     Free space on that disk (or lower merge_free_space_margin_mb in the config \
+                     for merges), then run vblaunch again. Nothing was changed.",
+                    path.display(),
+                    mib(need),
+                    mib(free)
+                ),
+            )),
+            Some(free) => {
+                log::debug!(
+                    "free space {what} {}: {} free, {} needed",
+                    path.display(),
+                    mib(free),
+                    mib(need)
+                );
+                Ok(())
+            }
+            None => {
+                notes.push(format!(
+                    "could not determine the free space {what} {}; VirtualBox refuses a merge \
+                     itself when space runs out",
+                    path.display()
+                ));
+                Ok(())
+            }
+        }
+    };
+    // The settings file is rewritten by every step: VirtualBox writes
+    // `<vm>.vbox-tmp` next to it, then renames.
+    let settings_size = vm.cfg_file.as_deref().and_then(space.size).unwrap_or(0);
+    let takes = plan.steps.iter().any(|s| matches!(s, Step::Take { .. }));
     let deleted: Vec<&str> = plan
         .steps
         .iter()
@@ -337,88 +493,118 @@ pub fn preflight(
             _ => None,
         })
         .collect();
-    if deleted.is_empty() {
-        return Ok(Vec::new());
+    if let Some(folder) = vm
+        .snapshot_folder
+        .as_deref()
+        .filter(|_| takes || !deleted.is_empty())
+    {
+        (space.writable)(folder).map_err(|why| {
+            not_writable(
+                vm,
+                folder,
+                "the Snapshots folder: a take creates the new differencing images there, a merge removes one",
+                &why,
+            )
+        })?;
+        if takes {
+            let images: u64 = plan
+                .disks
+                .iter()
+                .map(|d| NEW_DIFF + d.capacity_mb.unwrap_or(0) * 4)
+                .sum();
+            room(
+                folder,
+                images + settings_size + TAKE_MARGIN,
+                "to take a snapshot in",
+            )?;
+        }
     }
-    let Some(diffs) = path_diffs(vm, media) else {
-        return Ok(vec![
+    if let Some(cfg) = vm.cfg_file.as_deref() {
+        room(
+            cfg.parent().unwrap_or(cfg),
+            settings_size * 2 + TAKE_MARGIN,
+            "to save the settings file in",
+        )?;
+    }
+    if deleted.is_empty() {
+        return Ok(notes);
+    }
+    let Some(targets) = merge_targets(vm, media, &deleted) else {
+        notes.push(
             "could not match the disk chain to the snapshots, so free space was not checked; \
              VirtualBox refuses a merge itself when space runs out"
                 .to_string(),
-        ]);
+        );
+        return Ok(notes);
     };
-    let path = current_path(vm);
-    let mut notes = Vec::new();
-    // Per disk: chain[0] is the base; chain[j + 1] holds the writes after path[j].
-    let disks = diffs.first().map(|(_, ms)| ms.len()).unwrap_or(0);
-    for d in 0..disks {
-        let chain: Vec<&Medium> = diffs.iter().map(|(_, ms)| ms[d]).collect();
-        let base = media.iter().find(|m| {
-            m.parent.is_none()
-                && media::chain(media, &chain[0].uuid)
-                    .last()
-                    .is_some_and(|l| l.as_ref().is_ok_and(|l| l.uuid == m.uuid))
-        });
-        // Each deleted snapshot's diff merges into the nearest medium below it
-        // that stays; sum what lands on each.
-        let mut need: Vec<(&Path, u64, u64)> = Vec::new(); // target, bytes, diffs
-        for (j, &i) in path.iter().enumerate() {
-            if !deleted.contains(&vm.snapshots[i].uuid.as_str()) {
-                continue;
-            }
-            let mut k = j;
-            while k > 0 && deleted.contains(&vm.snapshots[path[k - 1]].uuid.as_str()) {
-                k -= 1;
-            }
-            let target = if k == 0 {
-                match base {
-                    Some(b) => b.location.as_path(),
-                    None => continue,
-                }
-            } else {
-                chain[k - 1].location.as_path()
-            };
-            let bytes = (space.size)(&chain[j].location).unwrap_or(0);
-            match need.iter_mut().find(|(t, _, _)| *t == target) {
-                Some(e) => {
-                    e.1 += bytes;
-                    e.2 += 1
-                }
-                None => need.push((target, bytes, 1)),
-            }
-        }
-        for (target, bytes, _) in need {
-            let required = bytes + space.margin;
-            match (space.free)(target) {
-                Some(free) if free < required => {
-                    return Err(refuse(
-                        Code::Refused,
-                        format!(
-                            "Not enough free space to merge into {}: it needs {} (the \
-                             differencing data {} plus a safety margin of {}) but its volume \
-                             has {} free. Free space on that disk (or lower \
-                             merge_free_space_margin_mb in the config), then run vblaunch \
-                             again. Nothing was changed.",
-                            target.display(),
-                            mib(required),
-                            mib(bytes),
-                            mib(space.margin),
-                            mib(free)
-                        ),
-                    ))
-                }
-                Some(free) => log::debug!(
-                    "free space for the merge into {}: {} free, {} needed",
-                    target.display(),
-                    mib(free),
-                    mib(required)
+    for Target { target, merged } in &targets {
+        let others: Vec<&Medium> = media
+            .iter()
+            .filter(|m| m.parent.as_deref() == Some(target.uuid.as_str()))
+            .filter(|m| !merged.iter().any(|d| d.uuid == m.uuid))
+            .collect();
+        if !others.is_empty() {
+            return Err(refuse(
+                Code::Refused,
+                format!(
+                    "Disk image {} {{{}}}, which the fold of VM '{}' would merge into, has \
+                     another child image: {}. It is shared (another VM, or a linked clone, is \
+                     built on it), so VirtualBox would merge the other way, into the snapshot's \
+                     image, and {} would not change: a backup of it would miss this VM's work. \
+                     vblaunch will not fold this VM while the image is shared. `VBoxManage \
+                     showmediuminfo disk {}` names the VMs using it; give each VM its own copy \
+                     of the disk (VBoxManage clonemedium) or release the other VM, then run \
+                     vblaunch again. Nothing was changed.",
+                    target.location.display(),
+                    target.uuid,
+                    vm.name,
+                    others
+                        .iter()
+                        .map(|m| format!("{} {{{}}}", m.location.display(), m.uuid))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    target.location.display(),
+                    crate::process::quote(&target.location.to_string_lossy())
                 ),
-                None => notes.push(format!(
-                    "could not determine the free space for {}; VirtualBox refuses a merge \
-                     itself when space runs out",
-                    target.display()
-                )),
+            ));
+        }
+        (space.writable)(&target.location).map_err(|why| {
+            not_writable(
+                vm,
+                &target.location,
+                "a merge writes the snapshot's data into it",
+                &why,
+            )
+        })?;
+        let bytes: u64 = merged
+            .iter()
+            .map(|m| (space.size)(&m.location).unwrap_or(0))
+            .sum();
+        let required = bytes + space.margin;
+        match (space.free)(&target.location) {
+            Some(free) if free < required => {
+                return Err(refuse(
+                    Code::Refused,
+                    format!(
+                        "Not enough free space to merge into {}: it needs {} (the \
+                         differencing data {} plus a safety margin of {}) but its volume \
+                         has {} free. Free space on that disk (or lower \
+                         merge_free_space_margin_mb in the config), then run vblaunch \
+                         again. Nothing was changed.",
+                        target.location.display(),
+                        mib(required),
+                        mib(bytes),
+                        mib(space.margin),
+                        mib(free)
+                    ),
+                ))
             }
+            Some(_) => {}
+            None => notes.push(format!(
+                "could not determine the free space for {}; VirtualBox refuses a merge \
+                 itself when space runs out",
+                target.location.display()
+            )),
         }
     }
     Ok(notes)
@@ -606,7 +792,19 @@ pub fn plan(
             ));
         }
     }
-    let mut steps = vec![take];
+    // More own snapshots than `keep` before the take means an earlier merge
+    // did not complete (or keep was lowered): merge those first, so that a
+    // merge that keeps failing never adds one more snapshot per run.
+    let early = own.len().saturating_sub(keep).min(folded.len());
+    let delete = |i: usize| {
+        let s = &vm.snapshots[i];
+        Step::Delete {
+            uuid: s.uuid.clone(),
+            name: s.name.clone(),
+        }
+    };
+    let mut steps: Vec<Step> = folded[..early].iter().map(|&i| delete(i)).collect();
+    steps.push(take);
     // Labels by age: the new snapshot is 0, the kept ones 1.. (newest first).
     for (age, &i) in kept.iter().rev().enumerate() {
         let s = &vm.snapshots[i];
@@ -619,13 +817,15 @@ pub fn plan(
             });
         }
     }
+    steps.extend(folded[early..].iter().map(|&i| delete(i)));
     for &i in folded {
         let s = &vm.snapshots[i];
-        steps.push(Step::Delete {
-            uuid: s.uuid.clone(),
-            name: s.name.clone(),
-        });
         let into = match s.parent.map(|p| &vm.snapshots[p]) {
+            None if floors(vm, media).iter().any(|(f, b)| f.uuid != b.uuid) => {
+                "this VM's own image(s) on the base it shares with another VM or a clone's \
+                 source (that base stays as it is)"
+                    .to_string()
+            }
             None => "the base disk(s)".to_string(),
             Some(p) if own.contains(&s.parent.unwrap()) => format!("snapshot {}", show(p)),
             Some(p) => format!(
@@ -643,9 +843,11 @@ pub fn plan(
             if own_after - 1 == 1 { "" } else { "s" }
         ));
     }
-    if own.len() > keep {
+    if early > 0 {
         notes.push(format!(
-            "keep is now {keep} but VM '{}' had {} vblaunch snapshots: folding the {} oldest.",
+            "VM '{}' has {} vblaunch snapshots, more than keep = {keep} (an earlier merge did not \
+             complete, or keep was lowered): merging the {early} oldest first, before taking a \
+             new snapshot; {} in all.",
             vm.name,
             own.len(),
             fold_count
@@ -981,21 +1183,171 @@ mod tests {
     fn lowering_keep_folds_every_extra_snapshot_oldest_first_and_says_so() {
         let t = chain(&["previous-2", "previous", "current"]);
         let p = run(&t).unwrap();
+        // The excess beyond keep goes first, then the take, then the last one.
         assert_eq!(
             p.steps,
             [
-                take(),
                 del(0, "previous-2"),
                 del(1, "previous"),
+                take(),
                 del(2, "current")
             ]
         );
         assert!(
-            p.notes.iter().any(|n| n.contains("keep is now 1")),
+            p.notes
+                .iter()
+                .any(|n| n.contains("more than keep = 1") && n.contains("3 in all")),
             "{:?}",
             p.notes
         );
         assert_eq!(p.own_after, 1);
+    }
+
+    #[test]
+    fn a_merge_that_failed_last_time_is_completed_before_anything_is_taken() {
+        // keep = 1: last run took s1 and its merge of s0 failed.
+        let t = chain(&["current", "current"]);
+        let p = run(&t).unwrap();
+        assert_eq!(p.steps, [del(0, "current"), take(), del(1, "current")]);
+        assert_eq!(p.own_after, 1);
+        // keep = 2: the failed merge of the oldest goes first, the labels follow.
+        let t = chain(&["previous", "previous", "current"]);
+        let p = plan(&t.vm, &t.media, &keep(2), &|_| true).unwrap();
+        assert_eq!(
+            p.steps,
+            [
+                del(0, "previous"),
+                take(),
+                ren(2, "current", "previous"),
+                del(1, "previous")
+            ]
+        );
+        assert_eq!(p.own_after, 2);
+        // On exit (no take) the same merges, oldest first.
+        let t = chain(&["current", "current"]);
+        let p = plan_exit_fold(&t.vm, &t.media, &policy(), &|_| true).unwrap();
+        assert_eq!(p.steps, [del(0, "current"), del(1, "current")]);
+    }
+
+    fn writable_space<'a>(
+        free: &'a dyn Fn(&Path) -> Option<u64>,
+        writable: &'a dyn Fn(&Path) -> Result<(), String>,
+    ) -> Space<'a> {
+        Space {
+            free,
+            writable,
+            size: &|_| Some(8 << 20),
+            margin: 0,
+        }
+    }
+
+    #[test]
+    fn preflight_refuses_a_merge_into_a_shared_image() {
+        // The base has a second child: another VM's diff (or a linked clone).
+        let mut t = chain(&["current"]);
+        t.media.push(medium("other-vm-diff", Some(BASE)));
+        let p = run(&t).unwrap();
+        let free = |_: &Path| Some(u64::MAX);
+        let r = preflight(&t.vm, &t.media, &p, &space(&free, 0), None).unwrap_err();
+        assert_eq!(r.code, Code::Refused);
+        assert!(
+            r.reason.contains("/vms/other-vm-diff.vdi")
+                && r.reason.contains(&format!("/vms/{BASE}.vdi"))
+                && r.reason.contains("would not change")
+                && r.reason.contains("Nothing was changed"),
+            "{}",
+            r.reason
+        );
+        // A linked clone's own chain: the target is its own diff, unshared,
+        // even though the image below it has other children.
+        let mut t = chain(&["yours", "current"]);
+        t.vm.snapshots[0].description = None;
+        t.media.push(medium("source-vm-diff", Some(BASE)));
+        let p = run(&t).unwrap();
+        assert!(p.steps.contains(&del(1, "current")), "{:?}", p.steps);
+        assert!(preflight(&t.vm, &t.media, &p, &space(&free, 0), None).is_ok());
+    }
+
+    #[test]
+    fn preflight_refuses_folders_and_images_virtualbox_cannot_write() {
+        let mut t = chain(&["current"]);
+        t.vm.cfg_file = Some(PathBuf::from("/vms/Dev Box/Dev Box.vbox"));
+        t.vm.snapshot_folder = Some(PathBuf::from("/vms/Dev Box/Snapshots"));
+        let p = run(&t).unwrap();
+        let free = |_: &Path| Some(u64::MAX);
+        for (bad, says) in [
+            ("/vms/Dev Box", "the VM folder"),
+            ("/vms/Dev Box/Dev Box.vbox", "settings file"),
+            ("/vms/Dev Box/Snapshots", "the Snapshots folder"),
+            (&*format!("/vms/{BASE}.vdi"), "a merge writes"),
+        ] {
+            let no = |p: &Path| {
+                if p == Path::new(bad) {
+                    Err("read-only".to_string())
+                } else {
+                    Ok(())
+                }
+            };
+            let r = preflight(&t.vm, &t.media, &p, &writable_space(&free, &no), None).unwrap_err();
+            assert!(
+                r.reason.contains(bad) && r.reason.contains(says) && r.reason.contains("read-only"),
+                "{bad}: {}",
+                r.reason
+            );
+        }
+        let yes = |_: &Path| Ok(());
+        assert!(preflight(&t.vm, &t.media, &p, &writable_space(&free, &yes), None).is_ok());
+        // VirtualBox could not replace the settings file and left its -tmp:
+        // the cause is named, not "an interrupted save".
+        let cfg_ro = |p: &Path| {
+            if p.ends_with("Dev Box.vbox") {
+                Err("immutable".to_string())
+            } else {
+                Ok(())
+            }
+        };
+        let tmp = Path::new("/vms/Dev Box/Dev Box.vbox-tmp");
+        let r = preflight(
+            &t.vm,
+            &t.media,
+            &p,
+            &writable_space(&free, &cfg_ro),
+            Some(tmp),
+        )
+        .unwrap_err();
+        assert!(
+            r.reason.contains("settings file")
+                && r.reason.contains("immutable")
+                && !r.reason.contains("interrupted"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn preflight_refuses_a_take_without_room_for_the_new_images() {
+        let mut t = chain(&[]);
+        t.vm.cfg_file = Some(PathBuf::from("/vms/Dev Box/Dev Box.vbox"));
+        t.vm.snapshot_folder = Some(PathBuf::from("/small/Snapshots"));
+        let p = run(&t).unwrap();
+        let yes = |_: &Path| Ok(());
+        // 12 MiB free on the Snapshots folder's volume, plenty elsewhere.
+        let free = |p: &Path| {
+            Some(if p.starts_with("/small") {
+                12 << 20
+            } else {
+                1 << 40
+            })
+        };
+        let r = preflight(&t.vm, &t.media, &p, &writable_space(&free, &yes), None).unwrap_err();
+        assert!(
+            r.reason.contains("to take a snapshot in /small/Snapshots")
+                && r.reason.contains("12 MiB free"),
+            "{}",
+            r.reason
+        );
+        let roomy = |_: &Path| Some(1u64 << 40);
+        assert!(preflight(&t.vm, &t.media, &p, &writable_space(&roomy, &yes), None).is_ok());
     }
 
     #[test]
@@ -1223,6 +1575,13 @@ mod tests {
         t.media[1].state = "inaccessible".into();
         let r = run(&t).unwrap_err();
         assert!(r.reason.contains("inaccessible"), "{}", r.reason);
+        // There but unreadable is not called missing.
+        assert!(!r.reason.contains("MISSING"), "{}", r.reason);
+        t.media[1].access_error = Some(
+            "Could not open the medium '/vms/d1.vdi'.\nVDI: invalid pre-header in '/vms/d1.vdi' (VERR_VD_VDI_INVALID_HEADER).".into(),
+        );
+        let r = run(&t).unwrap_err();
+        assert!(r.reason.contains("is DAMAGED"), "{}", r.reason);
     }
 
     #[test]
@@ -1304,11 +1663,24 @@ mod tests {
             }
         });
         assert!(path_diffs(&broken.vm, &broken.media).is_none());
+        // A linked clone: its chain rests on another VM's images; matched from the top.
+        let mut clone = chain(&["current"]);
+        clone.media[0].parent = Some("source-diff".into());
+        clone.media.push(medium("source-diff", Some("source-base")));
+        clone.media.push(medium("source-base", None));
+        let d = path_diffs(&clone.vm, &clone.media).unwrap();
+        assert_eq!(d[0].1[0].uuid, "d0");
+        let f = floors(&clone.vm, &clone.media);
+        assert_eq!(
+            (f[0].0.uuid.as_str(), f[0].1.uuid.as_str()),
+            (BASE, "source-base")
+        );
     }
 
     fn space<'a>(free: &'a dyn Fn(&Path) -> Option<u64>, margin: u64) -> Space<'a> {
         Space {
             free,
+            writable: &|_| Ok(()),
             size: &|p: &Path| {
                 if p.ends_with("b0000000-0000-0000-0000-000000000000.vdi") {
                     Some(1 << 30)

@@ -71,16 +71,53 @@ pub fn save(data_dir: &Path, vm_uuid: &str, state: &VmState) -> Result<()> {
     write_atomic(&path, toml::to_string(state)?.as_bytes())
 }
 
+/// The kind of a journalled step that merges a snapshot into its parent
+/// (VirtualBox's `snapshot delete`): the only kind that writes into a disk
+/// image another snapshot or the base depends on.
+pub const MERGE: &str = "merge";
+
 /// One step of a run that changes the VM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
     /// What the step does, e.g. `delete snapshot {uuid} ('current')`.
     pub step: String,
+    /// [`MERGE`], `take`, `rename`, `restore`; empty in journals written
+    /// before the kind was recorded (their merges say `merge snapshot …`).
+    #[serde(default)]
+    pub kind: String,
     pub vm: String,
     pub snapshot: Option<String>,
     pub started: String,
-    /// `ok`, or `failed: …`; absent while the step runs (or if the run died).
+    /// `ok`, `failed: …`, or `refused: …` (VirtualBox refused before it
+    /// changed anything); absent while the step runs (or if the run died).
     pub outcome: Option<String>,
+}
+
+impl JournalEntry {
+    pub fn is_merge(&self) -> bool {
+        self.kind == MERGE || (self.kind.is_empty() && self.step.starts_with("merge snapshot"))
+    }
+
+    fn failed(&self) -> bool {
+        self.outcome
+            .as_deref()
+            .is_some_and(|o| o.starts_with("failed"))
+    }
+}
+
+/// A merge that started and did not complete: it was interrupted, or
+/// VirtualBox failed in the middle of it. VirtualBox merges in place and
+/// removes the snapshot only at the very end, so until a later merge of the
+/// same snapshot completes (or the snapshot is gone), the disk it merged into
+/// may hold part of the snapshot's data: not a consistent disk to back up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncompleteMerge {
+    pub snapshot: String,
+    /// The journal's step text (names the snapshot).
+    pub step: String,
+    pub started: String,
+    /// `interrupted`, or the failure.
+    pub outcome: String,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,12 +127,82 @@ pub struct Journal {
     pub started: String,
     #[serde(default)]
     pub entries: Vec<JournalEntry>,
+    /// Incomplete merges of earlier runs, carried into each new journal until
+    /// a merge of the same snapshot completes or the snapshot is gone.
+    #[serde(default)]
+    pub incomplete_merges: Vec<IncompleteMerge>,
 }
 
 impl Journal {
     /// The step a previous run started but never finished.
     pub fn unfinished(&self) -> Option<&JournalEntry> {
         self.entries.iter().find(|e| e.outcome.is_none())
+    }
+
+    /// The first step that failed.
+    pub fn failed(&self) -> Option<&JournalEntry> {
+        self.entries.iter().find(|e| e.failed())
+    }
+
+    /// Merges that started and did not complete, of this run and carried
+    /// from earlier ones, in the order they started; a later successful
+    /// merge of the same snapshot clears one. Callers also drop those whose
+    /// snapshot VirtualBox no longer has (VirtualBox removes it last).
+    pub fn incomplete_merges(&self) -> Vec<IncompleteMerge> {
+        let mut out = self.incomplete_merges.clone();
+        for e in self.entries.iter().filter(|e| e.is_merge()) {
+            let Some(snap) = &e.snapshot else { continue };
+            if e.outcome.as_deref() == Some("ok") {
+                out.retain(|m| &m.snapshot != snap);
+            } else if e.outcome.is_none() || e.failed() {
+                out.retain(|m| &m.snapshot != snap);
+                out.push(IncompleteMerge {
+                    snapshot: snap.clone(),
+                    step: e.step.clone(),
+                    started: e.started.clone(),
+                    outcome: e
+                        .outcome
+                        .clone()
+                        .unwrap_or_else(|| "interrupted".to_string()),
+                });
+            }
+            // Refused before any change: an earlier incomplete merge of the
+            // same snapshot (if any) stays incomplete.
+        }
+        out
+    }
+}
+
+/// The incomplete merges recorded for a VM whose snapshots VirtualBox still
+/// has (`exists`); a journal that cannot be read counts as none, with a
+/// warning (vblaunch then relies on what VirtualBox holds).
+pub fn incomplete_merges(
+    data_dir: &Path,
+    vm_uuid: &str,
+    exists: &dyn Fn(&str) -> bool,
+) -> Vec<IncompleteMerge> {
+    match load_journal(data_dir, vm_uuid) {
+        Ok(j) => j
+            .incomplete_merges()
+            .into_iter()
+            .filter(|m| exists(&m.snapshot))
+            .collect(),
+        Err(e) => {
+            log::warn!("{e:#}");
+            Vec::new()
+        }
+    }
+}
+
+/// An error in one line for the journal: VirtualBox's first words when a
+/// VBoxManage call failed (the whole error is in the log), else the first line.
+fn summary(e: &anyhow::Error) -> String {
+    let text = e.root_cause().to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    match text.split_once("VirtualBox said:\n") {
+        Some((_, rest)) => rest.lines().next().unwrap_or_default().trim().to_string(),
+        None => first,
     }
 }
 
@@ -125,14 +232,22 @@ pub struct JournalWriter {
 
 impl JournalWriter {
     /// A journal for a new run. Nothing is written until the first step
-    /// begins: a run that changes nothing leaves the previous journal.
-    pub fn start(data_dir: &Path, vm_uuid: &str, run: &str) -> Result<JournalWriter> {
+    /// begins: a run that changes nothing leaves the previous journal. The
+    /// previous journal's incomplete merges whose snapshot still `exists`
+    /// are carried into the new one.
+    pub fn start(
+        data_dir: &Path,
+        vm_uuid: &str,
+        run: &str,
+        exists: &dyn Fn(&str) -> bool,
+    ) -> Result<JournalWriter> {
         Ok(JournalWriter {
             path: dir(data_dir, vm_uuid).join("journal.toml"),
             journal: Journal {
                 run: run.to_string(),
                 started: now(),
                 entries: Vec::new(),
+                incomplete_merges: incomplete_merges(data_dir, vm_uuid, exists),
             },
             unsaved: false,
         })
@@ -146,21 +261,28 @@ impl JournalWriter {
 
     /// Run `f` as one journalled step: recorded before it starts, its outcome
     /// after it ends (a failure to write the journal stops the run first).
+    ///
+    /// `kind` is [`MERGE`] for a merge. A failure that `changed_nothing`
+    /// judges a refusal before any change is recorded as `refused: …`,
+    /// every other one as `failed: …` (for a merge: incomplete).
     pub fn step<T>(
         &mut self,
+        kind: &str,
         step: String,
         vm: &str,
         snapshot: Option<&str>,
         f: impl FnOnce() -> Result<T>,
+        changed_nothing: &dyn Fn(&anyhow::Error) -> bool,
     ) -> Result<T> {
-        self.begin(step, vm, snapshot)?;
+        self.begin(kind, step, vm, snapshot)?;
         let result = f();
         match &result {
             Ok(_) => {
                 self.set_outcome("ok");
                 self.unsaved = true;
             }
-            Err(e) => self.end(&format!("failed: {e}"))?,
+            Err(e) if changed_nothing(e) => self.end(&format!("refused: {}", summary(e)))?,
+            Err(e) => self.end(&format!("failed: {}", summary(e)))?,
         }
         result
     }
@@ -172,9 +294,16 @@ impl JournalWriter {
     }
 
     /// Record a step before it runs.
-    pub fn begin(&mut self, step: String, vm: &str, snapshot: Option<&str>) -> Result<()> {
+    pub fn begin(
+        &mut self,
+        kind: &str,
+        step: String,
+        vm: &str,
+        snapshot: Option<&str>,
+    ) -> Result<()> {
         self.journal.entries.push(JournalEntry {
             step,
+            kind: kind.to_string(),
             vm: vm.to_string(),
             snapshot: snapshot.map(str::to_string),
             started: now(),
@@ -274,6 +403,93 @@ pub fn settings_backups(data_dir: &Path, vm_uuid: &str) -> Vec<PathBuf> {
 mod tests {
     use super::*;
 
+    const NEVER: fn(&anyhow::Error) -> bool = |_| false;
+
+    fn merge(j: &mut JournalWriter, snap: &str, ok: bool, refused: bool) {
+        let r = j.step(
+            MERGE,
+            format!("merge snapshot {{{snap}}} 'current'"),
+            "vm",
+            Some(snap),
+            || {
+                if ok {
+                    Ok(())
+                } else {
+                    anyhow::bail!("NS_ERROR_ABORT")
+                }
+            },
+            &|_| refused,
+        );
+        assert_eq!(r.is_ok(), ok);
+    }
+
+    #[test]
+    fn an_incomplete_merge_is_carried_until_a_merge_of_it_completes() {
+        let d = tempfile::tempdir().unwrap();
+        let all = |_: &str| true;
+        // Run 1: the merge of s1 fails half-way.
+        let mut j = JournalWriter::start(d.path(), "vm", "fold", &all).unwrap();
+        merge(&mut j, "s1", false, false);
+        drop(j);
+        let m = incomplete_merges(d.path(), "vm", &all);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m[0].snapshot, "s1");
+        assert!(m[0].outcome.contains("NS_ERROR_ABORT"), "{m:?}");
+        // Run 2 changes something else (a take): s1 stays incomplete.
+        let mut j = JournalWriter::start(d.path(), "vm", "fold", &all).unwrap();
+        j.step("take", "take".into(), "vm", None, || Ok(()), &NEVER)
+            .unwrap();
+        drop(j);
+        assert_eq!(incomplete_merges(d.path(), "vm", &all).len(), 1);
+        // Run 3: VirtualBox refuses before any change: still incomplete.
+        let mut j = JournalWriter::start(d.path(), "vm", "fold", &all).unwrap();
+        merge(&mut j, "s1", false, true);
+        drop(j);
+        let j3 = load_journal(d.path(), "vm").unwrap();
+        assert!(j3.entries[0]
+            .outcome
+            .as_deref()
+            .unwrap()
+            .starts_with("refused"));
+        assert_eq!(incomplete_merges(d.path(), "vm", &all).len(), 1);
+        // Run 4 completes it.
+        let mut j = JournalWriter::start(d.path(), "vm", "fold", &all).unwrap();
+        merge(&mut j, "s1", true, false);
+        drop(j);
+        assert!(incomplete_merges(d.path(), "vm", &all).is_empty());
+    }
+
+    #[test]
+    fn an_incomplete_merge_whose_snapshot_is_gone_is_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = JournalWriter::start(d.path(), "vm", "fold", &|_| true).unwrap();
+        // Killed during the merge: no outcome.
+        j.begin(
+            MERGE,
+            "merge snapshot {s1} 'current'".into(),
+            "vm",
+            Some("s1"),
+        )
+        .unwrap();
+        drop(j);
+        assert_eq!(
+            incomplete_merges(d.path(), "vm", &|_| true)[0].outcome,
+            "interrupted"
+        );
+        // VirtualBox completed it after all (the snapshot is gone).
+        assert!(incomplete_merges(d.path(), "vm", &|s| s != "s1").is_empty());
+        let j = JournalWriter::start(d.path(), "vm", "fold", &|s| s != "s1").unwrap();
+        assert!(j.journal.incomplete_merges.is_empty());
+    }
+
+    #[test]
+    fn old_journals_without_kinds_still_show_their_merges() {
+        let text = "run = \"fold\"\nstarted = \"t\"\n[[entries]]\nstep = \"merge snapshot {s} 'current'\"\nvm = \"vm\"\nsnapshot = \"s\"\nstarted = \"t\"\noutcome = \"failed: x\"\n";
+        let j: Journal = toml::from_str(text).unwrap();
+        assert_eq!(j.incomplete_merges().len(), 1);
+        assert_eq!(j.failed().unwrap().snapshot.as_deref(), Some("s"));
+    }
+
     #[test]
     fn state_round_trips_and_starts_empty() {
         let d = tempfile::tempdir().unwrap();
@@ -295,14 +511,21 @@ mod tests {
     #[test]
     fn journal_records_unfinished_steps() {
         let d = tempfile::tempdir().unwrap();
-        let mut j = JournalWriter::start(d.path(), "vm", "fold").unwrap();
-        let out = j.step("take".into(), "vm", None, || Ok(7)).unwrap();
+        let mut j = JournalWriter::start(d.path(), "vm", "fold", &|_| true).unwrap();
+        let out = j
+            .step("take", "take".into(), "vm", None, || Ok(7), &NEVER)
+            .unwrap();
         assert_eq!(out, 7);
-        let failed = j.step("rename".into(), "vm", None, || -> Result<()> {
-            anyhow::bail!("boom")
-        });
+        let failed = j.step(
+            "rename",
+            "rename".into(),
+            "vm",
+            None,
+            || -> Result<()> { anyhow::bail!("boom") },
+            &NEVER,
+        );
         assert!(failed.is_err());
-        j.begin("delete snapshot {s}".into(), "vm", Some("s"))
+        j.begin(MERGE, "delete snapshot {s}".into(), "vm", Some("s"))
             .unwrap();
         // The process dies here: the next run reads the journal.
         let read = load_journal(d.path(), "vm").unwrap();
@@ -317,9 +540,11 @@ mod tests {
     #[test]
     fn the_last_steps_success_is_written_when_the_writer_goes() {
         let d = tempfile::tempdir().unwrap();
-        let mut j = JournalWriter::start(d.path(), "vm", "fold").unwrap();
-        j.step("take".into(), "vm", None, || Ok(())).unwrap();
-        j.step("delete".into(), "vm", Some("s"), || Ok(())).unwrap();
+        let mut j = JournalWriter::start(d.path(), "vm", "fold", &|_| true).unwrap();
+        j.step("take", "take".into(), "vm", None, || Ok(()), &NEVER)
+            .unwrap();
+        j.step(MERGE, "delete".into(), "vm", Some("s"), || Ok(()), &NEVER)
+            .unwrap();
         // Each step's intent is on disk before it runs.
         let mid = load_journal(d.path(), "vm").unwrap();
         assert_eq!(mid.entries.len(), 2);

@@ -133,13 +133,18 @@ struct Target {
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let (checks, target) = diagnose(ctx, &args.vm)?;
-    let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
+    // Failures that the fold itself repairs (an incomplete merge) do not
+    // stop the fold; any other failure does.
+    let blocking = checks
+        .iter()
+        .filter(|c| c.level == Level::Fail && !matches!(c.fix, Some(Fix::Fold)))
+        .count();
     let fixable: Vec<&Check> = checks.iter().filter(|c| c.fix.is_some()).collect();
     if args.fix && !fixable.is_empty() {
         let mut done = 0;
         for c in &fixable {
             let fix = c.fix.as_ref().expect("filtered");
-            if matches!(fix, Fix::Fold) && fails > 0 {
+            if matches!(fix, Fix::Fold) && blocking > 0 {
                 println!(
                     "not finishing the interrupted fold: fix the failures above first, then run `vblaunch fold {}`",
                     crate::process::quote(&args.vm)
@@ -288,14 +293,26 @@ fn diagnose(ctx: &Context, vm_arg: &str) -> Result<(Vec<Check>, Target)> {
         }
     };
     match vb.version() {
-        Ok(v) => emit(
-            check(
-                Level::Ok,
-                "VBoxManage",
-                format!("{} (version {v})", vb.exe.display()),
-            ),
-            &mut checks,
-        ),
+        Ok(v) => {
+            emit(
+                check(
+                    Level::Ok,
+                    "VBoxManage",
+                    format!("{} (version {v})", vb.exe.display()),
+                ),
+                &mut checks,
+            );
+            let c = match crate::vbox::known_bugs::warning(&v) {
+                Some(w) => check(Level::Fail, "known VirtualBox defects", w)
+                    .recovery("upgrade VirtualBox before the next launch"),
+                None => check(
+                    Level::Ok,
+                    "known VirtualBox defects",
+                    format!("none known in {v}"),
+                ),
+            };
+            emit(c, &mut checks);
+        }
         Err(e) => emit(
             check(
                 Level::Fail,
@@ -949,9 +966,14 @@ fn readable_checks(
                             Level::Fail,
                             "media chain",
                             format!(
-                                "slot {}: disk image {} is MISSING (VirtualBox: {}){}",
+                                "slot {}: disk image {} is {} (VirtualBox: {}){}",
                                 att.slot(),
                                 m.location.display(),
+                                crate::vbox::errors::medium_problem(
+                                    m.access_error.as_deref(),
+                                    size.is_some()
+                                )
+                                .medium_label(),
                                 m.state,
                                 owner
                             ),
@@ -1043,7 +1065,8 @@ fn readable_checks(
         ),
         None => "no snapshots (the first launch takes vblaunch's)".to_string(),
     };
-    match crate::plan::plan(vm, media, &policy, &crate::vbox::file_exists) {
+    let planned = crate::plan::plan(vm, media, &policy, &crate::vbox::file_exists);
+    match &planned {
         Ok(_) if off.is_empty() => out.push(check(Level::Ok, "snapshots", desc)),
         Ok(_) => out.push(check(
             Level::Warn,
@@ -1059,13 +1082,31 @@ fn readable_checks(
                 "snapshots",
                 format!("{desc}; a fold would refuse"),
             )
-            .recovery(r.reason),
+            .recovery(r.reason.clone()),
         ),
         Err(_) => out.push(check(
             Level::Warn,
             "snapshots",
             format!("{desc}; a fold refuses until the media chain is repaired"),
         )),
+    }
+
+    // What the next fold's pre-flight says of the real folders and images
+    // (writable, room, a merge target shared with another VM or clone).
+    if let Ok(p) = &planned {
+        match crate::cmd::fold::preflight(vm, media, p, eff) {
+            Ok(_) => out.push(check(
+                Level::Ok,
+                "pre-flight",
+                "the folders and images the next fold writes are writable and have room, and \
+                 no merge target is shared",
+            )),
+            // A leftover settings file has its own check below.
+            Err(_) if crate::cmd::fold::leftover_settings(vm).is_some() => {}
+            Err(r) => out.push(
+                check(Level::Fail, "pre-flight", "the next fold would refuse").recovery(r.reason),
+            ),
+        }
     }
 
     // Leftover settings.
@@ -1109,7 +1150,7 @@ fn readable_checks(
         .map(|m| m.location.clone())
         .or_else(|| vm.cfg_file.clone());
     if let Some(p) = probe {
-        match crate::disk::FreeSpace::new().free(&p) {
+        match crate::disk::free(&p) {
             Some(free) if free >= diff_bytes + eff.merge_margin => out.push(check(
                 Level::Ok,
                 "free space",
@@ -1234,36 +1275,83 @@ fn record_checks(
         }
     }
     match crate::state::load_journal(&ctx.data_dir, uuid) {
-        Ok(j) => match j.unfinished() {
-            None => out.push(check(
-                Level::Ok,
-                "journal",
-                if j.run.is_empty() {
-                    "no run recorded".to_string()
-                } else {
-                    format!(
-                        "the last {} (started {}) finished every step",
-                        j.run, j.started
+        Ok(j) => {
+            let exists = |u: &str| t.info.as_ref().is_none_or(|vm| vm.snapshot(u).is_some());
+            let incomplete: Vec<_> = j
+                .incomplete_merges()
+                .into_iter()
+                .filter(|m| exists(&m.snapshot))
+                .collect();
+            let fold_line = format!(
+                "run `vblaunch fold {}`: it re-reads what VirtualBox holds and finishes the \
+                 step (a merge VirtualBox did not finish is repeated; nothing is lost)",
+                crate::process::quote(vm_arg)
+            );
+            if let Some(m) = incomplete.first() {
+                out.push(
+                    check(
+                        Level::Fail,
+                        "journal",
+                        format!(
+                            "a merge did not complete: \"{}\" (started {}; {}). The disk it \
+                             merges into may be partly merged: not safe to back up until a fold \
+                             completes it",
+                            m.step,
+                            m.started,
+                            m.outcome.lines().next().unwrap_or_default()
+                        ),
                     )
-                },
-            )),
-            Some(e) => out.push(
-                check(
-                    Level::Warn,
+                    .recovery(fold_line)
+                    .fix(Fix::Fold),
+                );
+            } else if let Some(e) = j.unfinished() {
+                out.push(
+                    check(
+                        Level::Warn,
+                        "journal",
+                        format!(
+                            "the last vblaunch {} was interrupted during step \"{}\" (started {})",
+                            j.run, e.step, e.started
+                        ),
+                    )
+                    .recovery(fold_line)
+                    .fix(Fix::Fold),
+                );
+            } else if let Some(e) = j.failed() {
+                out.push(
+                    check(
+                        Level::Warn,
+                        "journal",
+                        format!(
+                            "the last vblaunch {} (started {}) failed at step \"{}\": {}",
+                            j.run,
+                            j.started,
+                            e.step,
+                            e.outcome
+                                .as_deref()
+                                .unwrap_or_default()
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                        ),
+                    )
+                    .recovery(fold_line),
+                );
+            } else {
+                out.push(check(
+                    Level::Ok,
                     "journal",
-                    format!(
-                        "the last vblaunch {} was interrupted during step \"{}\" (started {})",
-                        j.run, e.step, e.started
-                    ),
-                )
-                .recovery(format!(
-                    "run `vblaunch fold {}`: it re-reads what VirtualBox holds and finishes the \
-                     step (a merge VirtualBox did not finish is repeated; nothing is lost)",
-                    crate::process::quote(vm_arg)
-                ))
-                .fix(Fix::Fold),
-            ),
-        },
+                    if j.run.is_empty() {
+                        "no run recorded".to_string()
+                    } else {
+                        format!(
+                            "the last {} (started {}) finished every step",
+                            j.run, j.started
+                        )
+                    },
+                ));
+            }
+        }
         Err(e) => out.push(check(Level::Warn, "journal", format!("{e:#}"))),
     }
     match crate::state::load(&ctx.data_dir, uuid) {

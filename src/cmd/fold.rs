@@ -219,8 +219,10 @@ fn apply(
     let merged_bytes = bytes_to_merge(vm, media, plan);
     let started = Instant::now();
     backup_settings(ctx, vm, eff.settings_backups)?;
-    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, run)?;
-    let taken = execute(vb, vm, plan, &mut journal)?;
+    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, run, &|u| {
+        vm.snapshot(u).is_some()
+    })?;
+    let taken = execute(ctx, vb, vm, plan, &mut journal)?;
     let (after, media_after, verdict) = read_after(vb, vm, check, taken.as_deref())?;
     Ok(Applied {
         verdict,
@@ -278,22 +280,29 @@ fn check_space(
     plan: &Plan,
     eff: &crate::config::Effective,
 ) -> Result<()> {
-    // The volume list is read only if a merge needs it.
-    let disks = std::cell::OnceCell::new();
-    let free = |p: &std::path::Path| disks.get_or_init(crate::disk::FreeSpace::new).free(p);
+    for note in preflight(vm, media, plan, eff).map_err(|r| fail(r.code, r.reason))? {
+        log::warn!("{note}");
+    }
+    Ok(())
+}
+
+/// The pre-flight checks of a plan against the real file system (see
+/// [`plan::preflight`]).
+pub(crate) fn preflight(
+    vm: &VmInfo,
+    media: &[Medium],
+    plan: &Plan,
+    eff: &crate::config::Effective,
+) -> Result<Vec<String>, plan::Refusal> {
     let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
     let space = plan::Space {
-        free: &free,
+        free: &crate::disk::free,
+        writable: &crate::disk::writable,
         size: &size,
         margin: eff.merge_margin,
     };
     let leftover = leftover_settings(vm);
-    for note in plan::preflight(vm, media, plan, &space, leftover.as_deref())
-        .map_err(|r| fail(r.code, r.reason))?
-    {
-        log::warn!("{note}");
-    }
-    Ok(())
+    plan::preflight(vm, media, plan, &space, leftover.as_deref())
 }
 
 fn record_fold(
@@ -328,6 +337,7 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let policy = policy(ctx, eff, &now, ctx.global.adopt);
     report_interrupted_run(ctx, vm);
+    warn_of_known_bugs(ctx);
     let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)
         .map_err(|r| fail(r.code, r.reason))?;
     check_space(vm, media, &plan, eff)?;
@@ -335,6 +345,9 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         log::info!("{note}");
     }
     let start_type = ctx.global.start_type.unwrap_or(eff.start_type);
+    if start {
+        check_front_end(vb, vm, start_type)?;
+    }
 
     if ctx.global.dry_run {
         print_dry_run(vb, vm, &plan, start.then_some(start_type));
@@ -351,8 +364,13 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         media_after,
         merged_bytes,
         started: t_exec,
-    } = apply(ctx, session, &plan, "fold", &verify)
-        .map_err(|e| e.context("the VM was not started"))?;
+    } = apply(ctx, session, &plan, "fold", &verify).map_err(|e| {
+        if start {
+            e.context(format!("VM '{}' was not started", vm.name))
+        } else {
+            e
+        }
+    })?;
     let taken =
         taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))?;
     if let Err(problems) = verdict {
@@ -424,23 +442,26 @@ fn bytes_to_merge(vm: &VmInfo, media: &[Medium], plan: &Plan) -> u64 {
         .sum()
 }
 
-/// The base medium of each attached hard disk's chain.
+/// The images a backup must copy to hold each attached hard disk as frozen
+/// by the current snapshot: its base and, for a disk that rests on another
+/// VM's images (a linked clone, a base shared by two VMs), also this VM's own
+/// image that the folds merge into (see [`plan::floors`]).
 fn base_disks(vm: &VmInfo, media: &[Medium]) -> Vec<std::path::PathBuf> {
-    vm.attachments
-        .iter()
-        .filter_map(|a| {
-            crate::vbox::media::chain(media, &a.image_uuid)
-                .into_iter()
-                .map_while(Result::ok)
-                .last()
-                .filter(|m| m.parent.is_none())
-                .map(|m| m.location.clone())
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (floor, base) in plan::floors(vm, media) {
+        out.push(base.location.clone());
+        if floor.uuid != base.uuid {
+            out.push(floor.location.clone());
+        }
+    }
+    out
 }
 
-/// Run the plan's steps; returns the UUID of the snapshot taken.
+/// Run the plan's steps; returns the UUID of the snapshot taken. When a step
+/// fails, the error says what VirtualBox and the files hold now (see
+/// [`verified_failure`]), never what the plan hoped.
 fn execute(
+    ctx: &Context,
     vb: &VBoxManage,
     vm: &VmInfo,
     plan: &Plan,
@@ -448,22 +469,230 @@ fn execute(
 ) -> Result<Option<String>> {
     let mut taken = None;
     for step in &plan.steps {
-        let (what, snap) = match step {
-            Step::Take { name, .. } => (format!("take snapshot '{name}'"), None),
+        let (kind, what, snap) = match step {
+            Step::Take { name, .. } => ("take", format!("take snapshot '{name}'"), None),
             Step::Rename { uuid, from, to } => (
+                "rename",
                 format!("rename snapshot {{{uuid}}} '{from}' to '{to}'"),
                 Some(uuid.as_str()),
             ),
             Step::Delete { uuid, name } => (
+                crate::state::MERGE,
                 format!("merge snapshot {{{uuid}}} '{name}'"),
                 Some(uuid.as_str()),
             ),
         };
-        if let Some(uuid) = journal.step(what, &vm.uuid, snap, || run_step(vb, vm, step))? {
-            taken = Some(uuid);
+        let result = journal.step(
+            kind,
+            what,
+            &vm.uuid,
+            snap,
+            || run_step(vb, vm, step),
+            &crate::vbox::changed_nothing,
+        );
+        match result {
+            Ok(Some(uuid)) => taken = Some(uuid),
+            Ok(None) => {}
+            Err(e) => {
+                let merge_of = match step {
+                    Step::Delete { uuid, .. } => Some(uuid.as_str()),
+                    _ => None,
+                };
+                return Err(verified_failure(ctx, vb, vm, merge_of, e));
+            }
         }
     }
     Ok(taken)
+}
+
+/// What a failed run left, as checked right after the failure.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Outcome {
+    /// What changed, in plain words (empty: nothing).
+    pub changed: Vec<String>,
+    /// The settings file is missing, empty or not well-formed.
+    pub settings_damaged: Option<String>,
+    /// A merge that may have written part of its data and did not complete.
+    pub incomplete_merge: Option<String>,
+    /// VirtualBox could not be asked (the re-read failed).
+    pub unknown: Option<String>,
+}
+
+impl Outcome {
+    pub fn nothing_changed(&self) -> bool {
+        self.changed.is_empty()
+            && self.settings_damaged.is_none()
+            && self.incomplete_merge.is_none()
+            && self.unknown.is_none()
+    }
+}
+
+/// The settings file as VirtualBox left it: present, not empty, well-formed
+/// and about this VM. Err: what is wrong with it.
+pub(crate) fn check_settings_file(cfg: &std::path::Path, uuid: &str) -> Result<(), String> {
+    let meta = std::fs::metadata(cfg).map_err(|e| {
+        format!(
+            "the VM's settings file {} cannot be read ({e})",
+            cfg.display()
+        )
+    })?;
+    if meta.len() == 0 {
+        return Err(format!(
+            "the VM's settings file {} is empty (0 bytes): VirtualBox could not write it",
+            cfg.display()
+        ));
+    }
+    let s = crate::vbox::settings::read(cfg)
+        .map_err(|e| format!("the VM's settings file {} is damaged: {e}", cfg.display()))?;
+    if s.vm.uuid != uuid {
+        return Err(format!(
+            "the settings file {} describes another VM {{{}}}",
+            cfg.display(),
+            s.vm.uuid
+        ));
+    }
+    Ok(())
+}
+
+/// Compare the VM before the run with what VirtualBox holds after a failed
+/// step (pure). `merge_of`: the snapshot whose merge failed, if the failed
+/// step was a merge; `refused`: VirtualBox refused that step before it
+/// changed anything.
+pub(crate) fn compare(
+    before: &VmInfo,
+    after: &VmInfo,
+    merge_of: Option<&str>,
+    refused: bool,
+) -> Outcome {
+    let mut o = Outcome::default();
+    for s in &after.snapshots {
+        match before.snapshot(&s.uuid) {
+            None => o
+                .changed
+                .push(format!("snapshot '{}' {{{}}} was taken", s.name, s.uuid)),
+            Some(b) if b.name != s.name => o.changed.push(format!(
+                "snapshot {{{}}} was renamed from '{}' to '{}'",
+                s.uuid, b.name, s.name
+            )),
+            Some(_) => {}
+        }
+    }
+    for s in &before.snapshots {
+        if after.snapshot(&s.uuid).is_none() {
+            o.changed.push(format!(
+                "snapshot '{}' {{{}}} was merged into its parent (complete)",
+                s.name, s.uuid
+            ));
+        }
+    }
+    if before.current_snapshot != after.current_snapshot
+        && after
+            .current_snapshot
+            .as_deref()
+            .is_some_and(|c| before.snapshot(c).is_some())
+    {
+        o.changed.push(format!(
+            "the VM's current snapshot is now {{{}}}",
+            after.current_snapshot.as_deref().unwrap_or_default()
+        ));
+    }
+    if let Some(uuid) = merge_of {
+        if let Some(s) = after.snapshot(uuid) {
+            if !refused {
+                o.incomplete_merge = Some(format!(
+                    "the merge of snapshot '{}' {{{uuid}}} did not complete: VirtualBox may have                      written part of it into the disk below it, which is therefore not a                      consistent disk to back up until the merge completes",
+                    s.name
+                ));
+            }
+        }
+    }
+    o
+}
+
+/// Turn a failed step into an error that says what is true now: the VM
+/// re-read from VirtualBox, its settings file checked, compared with the VM
+/// before the run; then whether the base disks are consistent, and the one
+/// next step. VirtualBox's own words stay beneath (the error's cause).
+pub(crate) fn verified_failure(
+    ctx: &Context,
+    vb: &VBoxManage,
+    before: &VmInfo,
+    merge_of: Option<&str>,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    let refused = crate::vbox::changed_nothing(&err);
+    let settings = before
+        .cfg_file
+        .as_deref()
+        .map(|cfg| check_settings_file(cfg, &before.uuid));
+    let mut outcome = match vb.read_vm(&before.uuid) {
+        Ok((after, _)) => compare(before, &after, merge_of, refused),
+        Err(e) => Outcome {
+            unknown: Some(format!(
+                "vblaunch could not ask VirtualBox what the failed step left ({})",
+                e.root_cause().to_string().lines().next().unwrap_or_default()
+            )),
+            // Without VirtualBox's view, a failed merge counts as incomplete.
+            incomplete_merge: merge_of.filter(|_| !refused).map(|u| {
+                format!(
+                    "the merge of snapshot {{{u}}} may not have completed, so the disk below it                      may be partly merged"
+                )
+            }),
+            ..Outcome::default()
+        },
+    };
+    if let Some(Err(why)) = settings {
+        outcome.settings_damaged = Some(why);
+    }
+    log::debug!("after the failure: {outcome:?}");
+    let vm_arg = crate::process::quote(&before.name);
+    let mut text = String::from("What vblaunch found after the failure (checked just now):");
+    if outcome.nothing_changed() {
+        text.push_str(
+            "\n  Nothing was changed: the snapshot tree and the settings file are as before, and \
+             every restore point is still there.",
+        );
+    }
+    for c in &outcome.changed {
+        text.push_str(&format!("\n  - {c}"));
+    }
+    for w in [
+        &outcome.unknown,
+        &outcome.incomplete_merge,
+        &outcome.settings_damaged,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        text.push_str(&format!("\n  - {w}"));
+    }
+    let safe = outcome.incomplete_merge.is_none()
+        && outcome.settings_damaged.is_none()
+        && outcome.unknown.is_none();
+    text.push_str(if safe {
+        "\n  The base disks are consistent (no merge is half-done)."
+    } else {
+        "\n  Do not back up this VM until `vblaunch status` says it is safe to back up."
+    });
+    let next = if outcome.settings_damaged.is_some() {
+        format!(
+            "run `vblaunch doctor {vm_arg} --fix`: it puts back the settings file vblaunch saved \
+             before this run (in {}), then fix what VirtualBox reports below",
+            crate::state::dir(&ctx.data_dir, &before.uuid)
+                .join("settings-backups")
+                .display()
+        )
+    } else if outcome.incomplete_merge.is_some() {
+        format!(
+            "fix what VirtualBox reports below, then run `vblaunch fold {vm_arg}`: it repeats the \
+             merge and completes it (VirtualBox merges in place and removes the snapshot last, so \
+             nothing is lost)"
+        )
+    } else {
+        "fix what VirtualBox reports below, then run vblaunch again".to_string()
+    };
+    text.push_str(&format!("\nNext step: {next}."));
+    err.context(text)
 }
 
 /// One step; returns the UUID of a snapshot it took.
@@ -471,12 +700,7 @@ fn run_step(vb: &VBoxManage, vm: &VmInfo, step: &Step) -> Result<Option<String>>
     match step {
         Step::Take { name, description } => {
             let uuid = vb.snapshot_take(&vm.uuid, name, description).map_err(|e| {
-                e.context(format!(
-                    "VM '{}': taking the snapshot failed; nothing was changed and every restore \
-                     point is still there. Fix what VirtualBox reports below, then run vblaunch \
-                     again",
-                    vm.name
-                ))
+                e.context(format!("VM '{}': taking snapshot '{name}' failed", vm.name))
             })?;
             log::info!("Took snapshot '{name}' {{{uuid}}}.");
             Ok(Some(uuid))
@@ -484,9 +708,8 @@ fn run_step(vb: &VBoxManage, vm: &VmInfo, step: &Step) -> Result<Option<String>>
         Step::Rename { uuid, from, to } => {
             vb.snapshot_rename(&vm.uuid, uuid, to).map_err(|e| {
                 e.context(format!(
-                    "VM '{}': the new snapshot was taken, but renaming '{from}' {{{uuid}}} to \
-                     '{to}' failed. Names are only labels: no data is affected, and the next run \
-                     fixes them",
+                    "VM '{}': renaming snapshot '{from}' {{{uuid}}} to '{to}' failed (names are \
+                     only labels; the next run fixes them)",
                     vm.name
                 ))
             })?;
@@ -502,9 +725,7 @@ fn run_step(vb: &VBoxManage, vm: &VmInfo, step: &Step) -> Result<Option<String>>
             let t = Instant::now();
             vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
                 e.context(format!(
-                    "merging snapshot '{name}' {{{uuid}}} of VM '{}' failed. VirtualBox removes \
-                     a snapshot only once its merge is complete, so no data is lost and running \
-                     vblaunch again repeats the merge",
+                    "VM '{}': merging snapshot '{name}' {{{uuid}}} into its parent failed",
                     vm.name
                 ))
             })?;
@@ -521,6 +742,56 @@ pub fn leftover_settings(vm: &VmInfo) -> Option<std::path::PathBuf> {
     name.push("-tmp");
     let tmp = cfg.with_file_name(name);
     tmp.exists().then_some(tmp)
+}
+
+/// Before any change: the program VirtualBox starts the VM with is
+/// installed (a fold followed by a start that cannot work helps nobody).
+/// Only judged where VirtualBox's installation folder is known.
+fn check_front_end(vb: &VBoxManage, vm: &VmInfo, start: StartType) -> Result<()> {
+    use crate::vbox::locate::{self, Os};
+    let os = Os::current();
+    let Some(dir) = locate::install_dir(&vb.exe, os) else {
+        log::debug!("VirtualBox's installation folder is unknown; the front end is not checked");
+        return Ok(());
+    };
+    let program = locate::front_end(start, os);
+    if dir.join(&program).is_file() {
+        return Ok(());
+    }
+    let (other, package) = match start {
+        StartType::Headless => ("gui", "VirtualBox's own installer, which includes it"),
+        StartType::Gui | StartType::Separate => (
+            "headless",
+            "on Debian/Ubuntu the package virtualbox-qt, elsewhere VirtualBox's own installer",
+        ),
+    };
+    Err(fail(
+        Code::Refused,
+        format!(
+            "VM '{}' cannot start with --type {}: VirtualBox's program for it, {}, is not \
+             installed in {} (VirtualBox would fail with VERR_FILE_NOT_FOUND after the fold). \
+             Install it ({package}), or start the VM another way: `vblaunch --type {other} {}`. \
+             Nothing was changed.",
+            vm.name,
+            start.as_str(),
+            program,
+            dir.display(),
+            crate::process::quote(&vm.name)
+        ),
+    ))
+}
+
+/// Warn when the running VirtualBox has a known defect that can lose data
+/// (see [`crate::vbox::known_bugs`]); costs a small file read, no call.
+fn warn_of_known_bugs(ctx: &Context) {
+    let homes = crate::vbox::locate::user_homes(&|v| ctx.env(v));
+    match crate::vbox::known_bugs::running_version(&homes) {
+        Some(v) => match crate::vbox::known_bugs::warning(&v) {
+            Some(w) => log::warn!("{w}"),
+            None => log::debug!("VirtualBox {v}: no known defect"),
+        },
+        None => log::debug!("VirtualBox's version is unknown here (no VBoxSVC.log)"),
+    }
 }
 
 /// Say so when the previous run on this VM died in the middle of a step; the
@@ -571,4 +842,92 @@ fn print_dry_run(vb: &VBoxManage, vm: &VmInfo, plan: &Plan, start: Option<StartT
         println!("  {}", vb.start_command(&vm.uuid, t));
     }
     println!("Nothing was changed.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vbox::vminfo::Snapshot;
+
+    fn vm(snaps: &[(&str, &str)], current: &str) -> VmInfo {
+        VmInfo {
+            name: "Dev Box".into(),
+            uuid: "vm".into(),
+            accessible: true,
+            snapshots: snaps
+                .iter()
+                .enumerate()
+                .map(|(i, (n, u))| Snapshot {
+                    name: n.to_string(),
+                    uuid: u.to_string(),
+                    description: None,
+                    node: String::new(),
+                    parent: i.checked_sub(1),
+                    children: if i + 1 < snaps.len() {
+                        vec![i + 1]
+                    } else {
+                        vec![]
+                    },
+                })
+                .collect(),
+            current_snapshot: Some(current.to_string()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_take_that_changed_nothing_says_so() {
+        let before = vm(&[("current", "s0")], "s0");
+        let o = compare(&before, &before.clone(), None, false);
+        assert!(o.nothing_changed(), "{o:?}");
+    }
+
+    #[test]
+    fn a_failed_merge_after_a_take_reports_the_take_and_the_incomplete_merge() {
+        let before = vm(&[("current", "s0")], "s0");
+        let after = vm(&[("current", "s0"), ("current", "s1")], "s1");
+        let o = compare(&before, &after, Some("s0"), false);
+        assert!(!o.nothing_changed());
+        assert_eq!(o.changed, ["snapshot 'current' {s1} was taken"]);
+        assert!(
+            o.incomplete_merge
+                .as_deref()
+                .is_some_and(|m| m.contains("{s0} did not complete")),
+            "{o:?}"
+        );
+        // VirtualBox refused up front: the merge wrote nothing.
+        let o = compare(&before, &after, Some("s0"), true);
+        assert!(o.incomplete_merge.is_none());
+        // The snapshot is gone: the merge completed after all.
+        let done = vm(&[("current", "s1")], "s1");
+        let o = compare(&before, &done, Some("s0"), false);
+        assert!(o.incomplete_merge.is_none());
+        assert!(
+            o.changed.iter().any(|c| c.contains("{s0} was merged")),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn a_settings_file_is_checked_for_presence_size_form_and_vm() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("Dev Box.vbox");
+        assert!(check_settings_file(&cfg, "vm")
+            .unwrap_err()
+            .contains("cannot be read"));
+        std::fs::write(&cfg, "").unwrap();
+        assert!(check_settings_file(&cfg, "vm")
+            .unwrap_err()
+            .contains("0 bytes"));
+        std::fs::write(&cfg, "<VirtualBox><Machine").unwrap();
+        assert!(check_settings_file(&cfg, "vm")
+            .unwrap_err()
+            .contains("damaged"));
+        std::fs::write(&cfg, crate::fixture("47-real-settings.vbox")).unwrap();
+        let uuid = crate::vbox::settings::read(&cfg).unwrap().vm.uuid;
+        assert_eq!(check_settings_file(&cfg, &uuid), Ok(()));
+        assert!(check_settings_file(&cfg, "another")
+            .unwrap_err()
+            .contains("another VM"));
+    }
 }

@@ -340,20 +340,36 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     }
     super::fold::report_interrupted_run(ctx, vm);
     super::fold::backup_settings(ctx, vm, eff.settings_backups)?;
-    let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "restore")?;
+    let mut journal =
+        crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, "restore", &|u| {
+            vm.snapshot(u).is_some()
+        })?;
     for s in &plan.steps {
-        let (what, uuid) = match s {
-            Step::Restore { uuid, name } => (format!("restore snapshot {{{uuid}}} '{name}'"), uuid),
+        let (kind, what, uuid) = match s {
+            Step::Restore { uuid, name } => (
+                "restore",
+                format!("restore snapshot {{{uuid}}} '{name}'"),
+                uuid,
+            ),
             Step::Delete { uuid, name } => (
+                crate::state::MERGE,
                 format!("delete discarded snapshot {{{uuid}}} '{name}'"),
                 uuid,
             ),
             Step::Rename { uuid, from, to } => (
+                "rename",
                 format!("rename snapshot {{{uuid}}} '{from}' to '{to}'"),
                 uuid,
             ),
         };
-        journal.step(what, &vm.uuid, Some(uuid), || run_step(vb, vm, s))?;
+        journal.step(
+            kind,
+            what,
+            &vm.uuid,
+            Some(uuid),
+            || run_step(vb, vm, s),
+            &crate::vbox::changed_nothing,
+        )?;
     }
     log::info!(
         "VM '{}' is back at '{}' (taken {}); the next launch folds as usual.",

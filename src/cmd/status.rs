@@ -67,6 +67,9 @@ pub struct VmStatus {
     pub safe_to_back_up: bool,
     pub safe_reason: String,
     pub fold_in_progress: bool,
+    /// Merges that started and did not complete (the disk they merge into
+    /// may be partly merged until a fold completes them).
+    pub incomplete_merges: Vec<crate::state::IncompleteMerge>,
     pub base_disks: Vec<Disk>,
     /// The snapshots from the oldest to the current one.
     pub chain: Vec<SnapshotStatus>,
@@ -92,9 +95,11 @@ pub fn vm_status(
     snapshot_name: &str,
     last_fold: Option<LastFold>,
     fold_in_progress: bool,
+    incomplete_merges: &[crate::state::IncompleteMerge],
     size: &dyn Fn(&Path) -> Option<u64>,
 ) -> VmStatus {
     let mut warnings = Vec::new();
+    let mut missing = Vec::new();
     let (own, off) = plan::own_snapshots(vm, snapshot_name, false);
     let path = plan::current_path(vm);
     let diffs = plan::path_diffs(vm, media);
@@ -138,6 +143,7 @@ pub fn vm_status(
         for link in media::chain(media, &m.uuid) {
             match link {
                 Ok(x) if !x.is_accessible() || size(&x.location).is_none() => {
+                    missing.push(x.location.display().to_string());
                     warnings.push(format!(
                     "disk image {} is missing or inaccessible (VirtualBox: {}); restore it from \
                      your backup before the next launch",
@@ -173,11 +179,40 @@ pub fn vm_status(
         ));
     }
     let current_own = vm.current().is_some_and(plan::is_marked);
+    let incomplete: Vec<crate::state::IncompleteMerge> = incomplete_merges
+        .iter()
+        .filter(|m| vm.snapshot(&m.snapshot).is_some())
+        .cloned()
+        .collect();
     let (safe, reason) = if fold_in_progress {
         (
             false,
             "vblaunch is working on this VM right now (a fold or restore is in progress)"
                 .to_string(),
+        )
+    } else if let Some(m) = incomplete.first() {
+        let name = vm
+            .snapshot(&m.snapshot)
+            .map(|s| s.name.as_str())
+            .unwrap_or("?");
+        (
+            false,
+            format!(
+                "a merge of snapshot '{name}' {{{}}} started {} and did not complete ({}): the \
+                 disk it merges into may be partly merged. Run `vblaunch fold {}` to complete it",
+                m.snapshot,
+                m.started,
+                m.outcome.lines().next().unwrap_or_default(),
+                crate::process::quote(&vm.name)
+            ),
+        )
+    } else if !missing.is_empty() {
+        (
+            false,
+            format!(
+                "disk image {} is missing or inaccessible; a backup would not hold the whole disk",
+                missing.join(", ")
+            ),
         )
     } else if disks == 0 {
         (false, "the VM has no hard disk".to_string())
@@ -221,9 +256,10 @@ pub fn vm_status(
         state: vm.state.clone(),
         managed: !own.is_empty(),
         restore_points: own.len().saturating_sub(1),
-        safe_to_back_up: safe && warnings.iter().all(|w| !w.contains("missing")),
+        safe_to_back_up: safe,
         safe_reason: reason,
         fold_in_progress,
+        incomplete_merges: incomplete,
         base_disks,
         chain,
         other_snapshots: other,
@@ -344,12 +380,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         };
         let busy = crate::lock::is_held(&ctx.locks_dir(), &vm.uuid)
             || crate::lock::is_held(&ctx.locks_dir(), &vm.name);
+        let incomplete =
+            crate::state::incomplete_merges(&ctx.data_dir, &vm.uuid, &|u| vm.snapshot(u).is_some());
         vms.push(vm_status(
             vm,
             &media,
             &eff.snapshot_name,
             last,
             busy,
+            &incomplete,
             &|p| std::fs::metadata(p).ok().map(|m| m.len()),
         ));
     }
@@ -428,7 +467,7 @@ mod tests {
     #[test]
     fn running_on_vblaunch_snapshot_is_safe_and_sizes_map_to_snapshots() {
         let (v, media) = vm("running");
-        let s = vm_status(&v, &media, "current", None, false, &sizes);
+        let s = vm_status(&v, &media, "current", None, false, &[], &sizes);
         assert!(s.safe_to_back_up, "{}", s.safe_reason);
         assert!(s.safe_reason.contains("base disks are frozen"));
         assert_eq!(s.restore_points, 1);
@@ -449,27 +488,70 @@ mod tests {
     #[test]
     fn off_is_safe_folding_is_not_and_running_on_the_base_is_not() {
         let (v, media) = vm("poweroff");
-        assert!(vm_status(&v, &media, "current", None, false, &sizes).safe_to_back_up);
-        let s = vm_status(&v, &media, "current", None, true, &sizes);
+        assert!(vm_status(&v, &media, "current", None, false, &[], &sizes).safe_to_back_up);
+        let s = vm_status(&v, &media, "current", None, true, &[], &sizes);
         assert!(!s.safe_to_back_up && s.safe_reason.contains("in progress"));
         let (mut v, media) = vm("running");
         v.snapshots.clear();
         v.current_snapshot = None;
         v.attachments[0].image_uuid = "b".into();
-        let s = vm_status(&v, &media, "current", None, false, &sizes);
+        let s = vm_status(&v, &media, "current", None, false, &[], &sizes);
         assert!(
             !s.safe_to_back_up && s.safe_reason.contains("straight into its base disk"),
             "{}",
             s.safe_reason
         );
         let (v, media) = vm("saving");
-        assert!(!vm_status(&v, &media, "current", None, false, &sizes).safe_to_back_up);
+        assert!(!vm_status(&v, &media, "current", None, false, &[], &sizes).safe_to_back_up);
+    }
+
+    #[test]
+    fn an_incomplete_merge_is_never_safe_whatever_the_state() {
+        let m = crate::state::IncompleteMerge {
+            snapshot: "p".into(),
+            step: "merge snapshot {p} 'previous'".into(),
+            started: "2026-12-01T08:00:00Z".into(),
+            outcome: "failed: NS_ERROR_ABORT".into(),
+        };
+        for state in ["poweroff", "running", "saved"] {
+            let (v, media) = vm(state);
+            let s = vm_status(
+                &v,
+                &media,
+                "current",
+                None,
+                false,
+                std::slice::from_ref(&m),
+                &sizes,
+            );
+            assert!(!s.safe_to_back_up, "{state}");
+            assert!(
+                s.safe_reason.contains("{p}")
+                    && s.safe_reason.contains("did not complete")
+                    && s.safe_reason.contains("vblaunch fold"),
+                "{}",
+                s.safe_reason
+            );
+            assert_eq!(s.incomplete_merges, std::slice::from_ref(&m));
+        }
+        // Its snapshot is gone: VirtualBox completed the merge.
+        let gone = crate::state::IncompleteMerge {
+            snapshot: "elsewhere".into(),
+            ..m
+        };
+        let (v, media) = vm("poweroff");
+        let s = vm_status(&v, &media, "current", None, false, &[gone], &sizes);
+        assert!(
+            s.safe_to_back_up && s.incomplete_merges.is_empty(),
+            "{}",
+            s.safe_reason
+        );
     }
 
     #[test]
     fn a_missing_diff_file_is_a_warning_not_a_crash() {
         let (v, media) = vm("poweroff");
-        let s = vm_status(&v, &media, "current", None, false, &|p| {
+        let s = vm_status(&v, &media, "current", None, false, &[], &|p| {
             if p.ends_with("d2.vdi") {
                 None
             } else {
@@ -484,6 +566,12 @@ mod tests {
             s.warnings
         );
         assert!(!s.safe_to_back_up);
+        assert!(
+            s.safe_reason.contains("/v/d2.vdi is missing")
+                && !s.safe_reason.contains("nothing writes"),
+            "the reason is the missing disk: {}",
+            s.safe_reason
+        );
         let text = render_text(&Report {
             schema: SCHEMA,
             vms: vec![s],
@@ -495,7 +583,7 @@ mod tests {
     #[test]
     fn json_fields_are_stable() {
         let (v, media) = vm("running");
-        let s = vm_status(&v, &media, "current", None, false, &sizes);
+        let s = vm_status(&v, &media, "current", None, false, &[], &sizes);
         let r = Report {
             schema: SCHEMA,
             vms: vec![s],
@@ -513,6 +601,7 @@ mod tests {
             "safe_to_back_up",
             "safe_reason",
             "fold_in_progress",
+            "incomplete_merges",
             "base_disks",
             "chain",
             "other_snapshots",

@@ -166,8 +166,78 @@ pub fn locate(
     ))
 }
 
+/// VirtualBox's installation folder: the folder of `exe` (as given, then
+/// with links resolved) that also holds VBoxSVC. None when `exe` is a
+/// wrapper or a script elsewhere (e.g. Debian's /usr/bin/VBoxManage), then
+/// the usual folders of the OS are tried.
+pub fn install_dir(exe: &Path, os: Os) -> Option<PathBuf> {
+    let svc = if os == Os::Windows {
+        "VBoxSVC.exe"
+    } else {
+        "VBoxSVC"
+    };
+    let given = exe.parent().map(Path::to_path_buf);
+    let real = std::fs::canonicalize(exe)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let usual: &[&str] = match os {
+        Os::Linux => &["/usr/lib/virtualbox", "/opt/VirtualBox"],
+        Os::MacOs => &["/Applications/VirtualBox.app/Contents/MacOS"],
+        Os::Windows => &[],
+    };
+    // The usual folders count only for a VBoxManage that is not a binary
+    // of an installation (a script or wrapper on PATH).
+    let from_exe = [given, real]
+        .into_iter()
+        .flatten()
+        .find(|d| d.join(svc).is_file());
+    from_exe.or_else(|| {
+        usual
+            .iter()
+            .map(PathBuf::from)
+            .find(|d| d.join(svc).is_file() && d.join(exe_name("VBoxManage", os)).is_file())
+    })
+}
+
+fn exe_name(name: &str, os: Os) -> String {
+    if os == Os::Windows {
+        format!("{name}.exe")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The program VBoxSVC starts for a VM of this start type.
+pub fn front_end(start: super::StartType, os: Os) -> String {
+    match start {
+        super::StartType::Headless => exe_name("VBoxHeadless", os),
+        super::StartType::Gui | super::StartType::Separate => exe_name("VirtualBoxVM", os),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_install_dir_holds_vboxsvc_and_names_the_front_end() {
+        use super::super::StartType;
+        let d = tempfile::tempdir().unwrap();
+        let exe = d.path().join("VBoxManage");
+        std::fs::write(&exe, "").unwrap();
+        assert_eq!(
+            install_dir(&exe, Os::MacOs),
+            None,
+            "no VBoxSVC: not an installation"
+        );
+        std::fs::write(d.path().join("VBoxSVC"), "").unwrap();
+        assert_eq!(install_dir(&exe, Os::Linux).as_deref(), Some(d.path()));
+        assert_eq!(front_end(StartType::Gui, Os::Linux), "VirtualBoxVM");
+        assert_eq!(
+            front_end(StartType::Separate, Os::Windows),
+            "VirtualBoxVM.exe"
+        );
+        assert_eq!(front_end(StartType::Headless, Os::Linux), "VBoxHeadless");
+    }
+
     use super::*;
     use std::collections::HashMap;
 

@@ -34,6 +34,13 @@ impl Medium {
     pub fn is_accessible(&self) -> bool {
         self.state != "inaccessible"
     }
+
+    /// Why this image cannot be used (None: accessible and its file is there).
+    pub fn problem(&self) -> Option<super::errors::ErrorKind> {
+        let exists = self.location.exists();
+        (!self.is_accessible() || !exists)
+            .then(|| super::errors::medium_problem(self.access_error.as_deref(), exists))
+    }
 }
 
 const LABELS: &[&str] = &[

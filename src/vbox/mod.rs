@@ -5,6 +5,7 @@
 //! an English UTF-8 locale ([`locale`]), and a read whose text is cut off or
 //! did not decode is refused, never parsed.
 pub mod errors;
+pub mod known_bugs;
 pub mod locale;
 pub mod locate;
 pub mod lossy;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::exit::{fail, Code};
+use crate::exit::{fail, Code, Failure};
 use crate::process::{self, CommandLine, Deadline, Event, Output};
 pub use media::Medium;
 pub use vminfo::VmInfo;
@@ -64,8 +65,25 @@ pub struct VBoxManage {
     pub show_progress: bool,
 }
 
-/// A failed VBoxManage call, with VirtualBox's own words and advice.
+/// A failed VBoxManage call, with VirtualBox's own words and advice. The
+/// exit code is the classified kind's; the [`errors::Diagnosis`] rides along
+/// (see [`errors::diagnosis_of`]).
 fn call_failed(cmd: &CommandLine, out: &Output) -> anyhow::Error {
+    let diagnosis = diagnose(cmd, out);
+    call_failed_as(cmd, out, diagnosis)
+}
+
+/// The classification of a finished call (the operation read from its arguments).
+fn diagnose(cmd: &CommandLine, out: &Output) -> errors::Diagnosis {
+    let args: Vec<String> = cmd
+        .args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    errors::classify(errors::op_of_args(&args), &out.stderr, out.status.code())
+}
+
+fn call_failed_as(cmd: &CommandLine, out: &Output, diagnosis: errors::Diagnosis) -> anyhow::Error {
     let errors = errors::error_lines(&out.stderr);
     let text = if errors.is_empty() {
         let raw = out.stderr.trim();
@@ -82,13 +100,28 @@ fn call_failed(cmd: &CommandLine, out: &Output) -> anyhow::Error {
         describe_status(&out.status),
         indent(&text)
     );
-    if let Some(a) = errors::classify(&out.stderr) {
+    let kind = diagnosis.kind;
+    if kind != errors::ErrorKind::Unknown {
         msg.push_str(&format!(
             "\nWhat this means: {}\nWhat to do: {}",
-            a.meaning, a.next_step
+            kind.meaning(),
+            kind.next_step()
         ));
     }
-    fail(Code::VBoxManageFailed, msg)
+    anyhow::Error::new(
+        Failure::new(kind.code(), msg).with_detail(errors::CallError {
+            command: cmd.to_string(),
+            diagnosis,
+        }),
+    )
+}
+
+/// Whether a failed call was refused by VirtualBox before it changed
+/// anything, as the classifier judges VirtualBox's first error line
+/// ([`errors::ErrorKind::may_have_changed`]). An error that is no classified
+/// VBoxManage failure counts as "may have changed something".
+pub fn changed_nothing(err: &anyhow::Error) -> bool {
+    errors::diagnosis_of(err).is_some_and(|d| !d.may_have_changed())
 }
 
 fn describe_status(s: &std::process::ExitStatus) -> String {
@@ -276,10 +309,10 @@ impl VBoxManage {
         let mut pause = Duration::from_millis(500);
         for attempt in 1.. {
             let out = self.run(cmd.clone(), kind)?;
+            // Only a service that was not reached (never a damaged
+            // VirtualBox.xml, where retrying cannot help).
             let unreachable = !out.status.success()
-                && out
-                    .stderr
-                    .contains("Failed to create the VirtualBox object");
+                && diagnose(&cmd, &out).kind == errors::ErrorKind::ServiceUnreachable;
             if !unreachable || attempt == 4 {
                 return Ok(out);
             }
@@ -313,26 +346,42 @@ impl VBoxManage {
         let cmd = self.command(["showvminfo", vm, "--machinereadable"]);
         let out = self.run_retrying(cmd.clone(), Kind::Read)?;
         if !out.status.success() || has_error_line(&out) {
-            if out.stderr.contains("Could not find a registered machine") {
-                let known = match self.list_vms() {
-                    Ok(vms) => describe_registered(&vms),
-                    Err(e) => format!("(could not list the registered VMs: {e})"),
-                };
-                return Err(fail(
-                    Code::VmNotFound,
-                    format!("VirtualBox has no VM named '{vm}' (names are case-sensitive; a UUID works too). {known}"),
-                ));
-            }
-            if out.stderr.contains("The object functionality is limited") {
-                return Err(fail(
-                    Code::VmNotFound,
-                    format!(
-                        "VirtualBox cannot read the settings of VM '{vm}' (it is inaccessible). \
-                         Open the VirtualBox Manager to see why; a missing disk file or a damaged \
-                         .vbox file is the usual cause. vblaunch changed nothing.\n{}",
-                        call_failed(&cmd, &out)
-                    ),
-                ));
+            let diagnosis = diagnose(&cmd, &out);
+            match diagnosis.kind {
+                errors::ErrorKind::VmNotFound => {
+                    let known = match self.list_vms() {
+                        Ok(vms) => describe_registered(&vms),
+                        Err(e) => format!("(could not list the registered VMs: {e})"),
+                    };
+                    return Err(anyhow::Error::new(
+                        Failure::new(
+                            Code::VmNotFound,
+                            format!("VirtualBox has no VM named '{vm}' (names are case-sensitive; a UUID works too). {known}"),
+                        )
+                        .with_detail(errors::CallError {
+                            command: cmd.to_string(),
+                            diagnosis,
+                        }),
+                    ));
+                }
+                errors::ErrorKind::Inaccessible => {
+                    return Err(anyhow::Error::new(
+                        Failure::new(
+                        Code::VmNotFound,
+                        format!(
+                            "VirtualBox cannot read the settings of VM '{vm}' (it is inaccessible): a \
+                             missing disk file or a damaged .vbox file is the usual cause. Run \
+                             `vblaunch doctor {vm}` to see why. vblaunch changed nothing.\n{}",
+                            call_failed_as(&cmd, &out, diagnosis.clone())
+                        ),
+                        )
+                        .with_detail(errors::CallError {
+                            command: cmd.to_string(),
+                            diagnosis,
+                        }),
+                    ));
+                }
+                _ => {}
             }
             return Err(call_failed(&cmd, &out));
         }
@@ -343,8 +392,8 @@ impl VBoxManage {
             return Err(fail(
                 Code::VmNotFound,
                 format!(
-                    "VM '{vm}' ({}) is inaccessible: VirtualBox cannot read its settings. Open the \
-                     VirtualBox Manager to see why. vblaunch changed nothing.",
+                    "VM '{vm}' ({}) is inaccessible: VirtualBox cannot read its settings. Run \
+                     `vblaunch doctor {vm}` to see why. vblaunch changed nothing.",
                     info.uuid
                 ),
             ));
@@ -497,8 +546,9 @@ fn describe_registered(vms: &[(String, String)]) -> String {
     if broken > 0 {
         text.push_str(&format!(
             "\n{broken} of them {} inaccessible: VirtualBox cannot read {} settings, so it no \
-             longer knows {} name. If your VM is among them, open the VirtualBox Manager to see \
-             why (a missing disk file or a damaged .vbox file is the usual cause).",
+             longer knows {} name. If your VM is among them, run `vblaunch doctor <name>` \
+             (it finds the VM by its settings file's name) to see why (a missing disk file or a \
+             damaged .vbox file is the usual cause).",
             if broken == 1 { "is" } else { "are" },
             if broken == 1 { "its" } else { "their" },
             if broken == 1 { "its" } else { "their" },
@@ -709,6 +759,46 @@ mod tests {
             "02-list-vms-empty.stdout",
         ] {
             assert_eq!(vminfo::incomplete(&crate::fixture(f)), None, "{f}");
+        }
+    }
+
+    #[test]
+    fn only_up_front_refusals_changed_nothing() {
+        let err = |stderr: &str| {
+            let out = Output {
+                status: fake_status(1),
+                stdout: String::new(),
+                stderr: stderr.to_string(),
+                duration: Duration::ZERO,
+            };
+            let mut cmd = CommandLine::new(Path::new("VBoxManage"));
+            cmd.args = ["snapshot", "vm", "delete", "s"]
+                .map(OsString::from)
+                .to_vec();
+            call_failed(&cmd, &out)
+        };
+        let space = "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: Unable to merge storage '/v/b.vdi'. Not enough free storage space\n";
+        assert!(changed_nothing(&err(space)));
+        let died = "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: The object is not ready\nVBoxManage: error: Details: code NS_ERROR_ABORT (0x80004004)\n";
+        assert!(!changed_nothing(&err(died)));
+        let gone = crate::fixture("37-diffgone-snapshot-delete-current.stderr");
+        assert!(
+            changed_nothing(&err(&gone)),
+            "a missing disk fails the merge's lock, before any change"
+        );
+        assert!(!changed_nothing(&anyhow::anyhow!("boom")));
+    }
+
+    fn fake_status(code: i32) -> std::process::ExitStatus {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            std::process::ExitStatus::from_raw(code << 8)
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::process::ExitStatusExt;
+            std::process::ExitStatus::from_raw(code as u32)
         }
     }
 

@@ -1,5 +1,6 @@
 //! vblaunch against the fake VBoxManage: exact call sequences, the start step
 //! (which real VirtualBox cannot do here), refusals and injected failures.
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -568,7 +569,15 @@ fn a_failed_merge_keeps_the_old_snapshot_and_the_next_run_repeats_it() {
         "VirtualBox's words: {r}"
     );
     assert!(r.stderr.contains("Free space"), "the next step: {r}");
-    assert!(r.stderr.contains("no data is lost"), "{r}");
+    // What happened, as re-read after the failure: the take, and no half-merge
+    // (VirtualBox refused the merge before writing anything).
+    assert!(
+        r.stderr.contains("What vblaunch found after the failure")
+            && r.stderr.contains("} was taken")
+            && r.stderr.contains("The base disks are consistent"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("Nothing was changed"), "{r}");
     assert!(
         !calls(&w).iter().any(|c| c.starts_with("startvm")),
         "not started after a failure"
@@ -606,8 +615,10 @@ fn a_failed_take_changes_nothing_and_the_next_run_folds() {
     let r = w.vblaunch(&["F"]);
     assert_eq!(r.code, 9, "{r}");
     assert!(
-        r.stderr
-            .contains("taking the snapshot failed; nothing was changed"),
+        r.stderr.contains("taking snapshot 'current' failed")
+            && r.stderr.contains(
+                "Nothing was changed: the snapshot tree and the settings file are as before"
+            ),
         "{r}"
     );
     assert!(!calls(&w).iter().any(|c| c.starts_with("startvm")));
@@ -746,4 +757,145 @@ fn a_vboxsvc_that_does_not_answer_once_is_retried() {
     assert_eq!(r.code, 0, "{r}");
     assert!(r.stderr.contains("did not answer (attempt 1)"), "{r}");
     assert_folded(&w, &vm.uuid, "current");
+}
+
+/// VirtualBox's service died in the middle of a merge (NS_ERROR_ABORT): the
+/// base may be half-merged. vblaunch says so, `status` says it is not safe to
+/// back up, and the next run completes that merge before it takes anything.
+#[test]
+fn a_merge_cut_off_half_way_is_never_called_safe_and_is_completed_first() {
+    let w = World::fake();
+    let vm = adopted(&w, "F");
+    let old = w.info(&vm.uuid).current_snapshot.unwrap();
+    w.write_bytes(&w.leaf(&vm.uuid), 0, "keep me");
+    let content = w.content(&w.leaf(&vm.uuid));
+    fault(
+        &w,
+        &[
+            "snapshot",
+            "delete",
+            "fail",
+            "1",
+            "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: The object is not ready\nVBoxManage: error: Details: code NS_ERROR_ABORT (0x80004004), component SessionMachine, interface IMachine",
+        ],
+    );
+    let r = w.vblaunch(&["F"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(
+        r.stderr.contains(&format!("{{{old}}} did not complete"))
+            && r.stderr.contains("Do not back up this VM")
+            && r.stderr.contains("vblaunch fold F"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("consistent (no merge"), "{r}");
+    let status = w.vblaunch(&["status", "F", "--json"]);
+    assert_eq!(status.code, 0, "{status}");
+    let j: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let v = &j["vms"][0];
+    assert_eq!(v["safe_to_back_up"], false, "{status}");
+    assert!(
+        v["safe_reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not complete"),
+        "{status}"
+    );
+    assert_eq!(
+        v["incomplete_merges"][0]["snapshot"],
+        old.as_str(),
+        "{status}"
+    );
+    let text = w.vblaunch(&["status", "F"]);
+    assert!(text.stdout.contains("safe to back up: no"), "{text}");
+    // The next run merges the pending snapshot first, then takes.
+    clear_calls(&w);
+    let r = w.vblaunch(&["fold", "F"]);
+    assert_eq!(r.code, 0, "{r}");
+    let m = mutations(&w);
+    let first_delete = m.iter().position(|c| c.contains(&format!("delete {old}")));
+    let take = m.iter().position(|c| c.contains(" take "));
+    assert!(first_delete < take && take.is_some(), "{m:?}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert_eq!(w.info(&vm.uuid).snapshots.len(), 1, "no pile-up");
+    assert_eq!(w.content(&vm.base), content);
+    let status = w.vblaunch(&["status", "F", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(j["vms"][0]["safe_to_back_up"], true, "{status}");
+}
+
+/// A merge that keeps failing adds no snapshot per run.
+#[test]
+fn a_merge_that_keeps_failing_does_not_pile_up_snapshots() {
+    let w = World::fake();
+    let vm = adopted(&w, "F");
+    for _ in 0..3 {
+        fault(
+            &w,
+            &[
+                "snapshot",
+                "delete",
+                "fail",
+                "1",
+                "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: Details: code NS_ERROR_ABORT (0x80004004)",
+            ],
+        );
+    }
+    for _ in 0..3 {
+        let r = w.vblaunch(&["fold", "F"]);
+        assert_eq!(r.code, 9, "{r}");
+    }
+    assert_eq!(
+        w.info(&vm.uuid).snapshots.len(),
+        2,
+        "one take, then only merges"
+    );
+    let r = w.vblaunch(&["fold", "F"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+}
+
+/// An installation without the program for the chosen start type (Debian
+/// without virtualbox-qt has no VirtualBoxVM): refused before the fold,
+/// saying what to install or which --type works.
+#[test]
+fn a_missing_front_end_is_refused_before_anything_changes() {
+    let w = World::fake();
+    let vm = adopted(&w, "F");
+    let before = w.state(&vm.uuid);
+    // An installation folder: VBoxManage and VBoxSVC, no VirtualBoxVM.
+    let install = w.path("install");
+    std::fs::create_dir_all(&install).unwrap();
+    let exe = install.join("VBoxManage");
+    std::fs::copy(FAKE, &exe).unwrap();
+    std::fs::write(install.join("VBoxSVC"), "").unwrap();
+    std::fs::write(install.join("VBoxHeadless"), "").unwrap();
+    let r = w.vblaunch(&[OsStr::new("--vboxmanage"), exe.as_os_str(), OsStr::new("F")]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stderr.contains("VirtualBoxVM, is not installed")
+            && r.stderr.contains("virtualbox-qt")
+            && r.stderr.contains("--type headless")
+            && r.stderr.contains("Nothing was changed"),
+        "{r}"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+    assert!(mutations(&w).is_empty(), "{:?}", mutations(&w));
+    // Headless has its program: the launch goes ahead.
+    let r = w.vblaunch(&[
+        OsStr::new("--vboxmanage"),
+        exe.as_os_str(),
+        OsStr::new("--type"),
+        OsStr::new("headless"),
+        OsStr::new("F"),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    w.vbox_ok(&["fake", "set-state", &vm.uuid, "poweroff"]);
+    // `fold` starts nothing, so it does not care.
+    let r = w.vblaunch(&[
+        OsStr::new("--vboxmanage"),
+        exe.as_os_str(),
+        OsStr::new("fold"),
+        OsStr::new("F"),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
 }

@@ -17,6 +17,8 @@ mod doctor;
 mod fake_fidelity;
 #[cfg(unix)]
 mod fake_launch;
+#[cfg(target_os = "linux")]
+mod faults;
 #[cfg(unix)]
 mod names;
 #[cfg(unix)]

@@ -352,3 +352,112 @@ fn real_kill_9_at_random_moments_converges() {
 fn real_kill_9_fifty_times_long() {
     kill_rounds("real_kill_9_fifty_times_long", 50);
 }
+
+/// One .vdi attached to two VMs, each with its own "current" (measured on
+/// 7.2.22: attaching a base that already has a child gives B an image of its
+/// own on it, B's snapshots sit above that, and the base has two children).
+/// Before: `fold B` said "its base disk stays frozen and safe to back up:
+/// <base>" while B's work went into B's own image, and `fold A` failed
+/// half-way in VirtualBox. Now B's fold names both images a backup needs,
+/// and A's fold, whose merge would have to write into the shared base, is
+/// refused before any change, naming B's image; doctor shows the same.
+#[test]
+fn real_a_base_shared_by_two_vms_is_never_called_safe_alone() {
+    let w = real_world!("real_a_base_shared_by_two_vms_is_never_called_safe_alone");
+    let a = w.create_vm("Share A", 8);
+    assert_eq!(w.vblaunch(&["fold", "Share A"]).code, 0);
+    let out = w.vbox_ok(&[
+        "createvm",
+        "--name",
+        "Share B",
+        "--basefolder",
+        w.path("vms").to_str().unwrap(),
+        "--register",
+    ]);
+    let b = out
+        .lines()
+        .find_map(|l| l.strip_prefix("UUID: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    w.vbox_ok(&["storagectl", &b, "--name", "SATA", "--add", "sata"]);
+    w.vbox_ok(&[
+        "storageattach",
+        &b,
+        "--storagectl",
+        "SATA",
+        "--port",
+        "0",
+        "--device",
+        "0",
+        "--type",
+        "hdd",
+        "--medium",
+        a.base.to_str().unwrap(),
+    ]);
+    // B got an image of its own on the shared base at the attach.
+    assert_ne!(w.leaf(&b), a.base);
+    assert_eq!(w.vblaunch(&["fold", "Share B"]).code, 0);
+    w.write_bytes(&w.leaf(&b), 8192, "B's work");
+    let base_bytes = w.content(&a.base);
+    let r = w.vblaunch(&["fold", "Share B"]);
+    assert_eq!(r.code, 0, "{r}");
+    // The image under B's current snapshot (VirtualBox merges a diff forward,
+    // so it is not the one made at the attach) holds B's session.
+    let hdds = w.hdds();
+    let leaf = w.leaf(&b);
+    let parent = hdds
+        .iter()
+        .find(|m| m.location == leaf)
+        .and_then(|m| m.parent.clone())
+        .unwrap();
+    let b_own = hdds
+        .iter()
+        .find(|m| m.uuid == parent)
+        .unwrap()
+        .location
+        .clone();
+    assert!(
+        b_own.starts_with(w.path("vms/Share B")),
+        "{}",
+        b_own.display()
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "safe to back up: {}, {}",
+            a.base.display(),
+            b_own.display()
+        )),
+        "both images a backup of B needs ({}): {r}",
+        b_own.display()
+    );
+    assert!(
+        String::from_utf8_lossy(&w.content(&b_own)).contains("B's work"),
+        "B's session is in B's own image"
+    );
+    assert_eq!(
+        w.content(&a.base),
+        base_bytes,
+        "the shared base is untouched"
+    );
+
+    // A's merge would write into the shared base: refused, nothing changed.
+    let before_a = w.state(&a.uuid);
+    let r = w.vblaunch(&["fold", "Share A"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stderr.contains(a.base.to_str().unwrap())
+            && r.stderr.contains("another child image")
+            && r.stderr.contains(b_own.to_str().unwrap())
+            && r.stderr.contains("Nothing was changed"),
+        "{r}"
+    );
+    assert_eq!(w.state(&a.uuid), before_a);
+    assert_eq!(w.content(&a.base), base_bytes);
+    let r = w.vblaunch(&["doctor", "Share A"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stdout.contains("FAIL pre-flight") && r.stdout.contains("another child image"),
+        "{r}"
+    );
+}

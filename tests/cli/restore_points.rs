@@ -36,7 +36,7 @@ fn changing_keep_down_folds_the_extras_and_says_so() {
     let content = w.content(&w.leaf(&vm.uuid));
     let r = fold(&w, "K", &["--keep", "1"]);
     assert!(
-        r.stderr.contains("keep is now 1") && r.stderr.contains("folding the 3 oldest"),
+        r.stderr.contains("more than keep = 1") && r.stderr.contains("merging the 2 oldest first"),
         "{r}"
     );
     assert_restore_points(&w, &vm.uuid, 1);
@@ -65,7 +65,8 @@ fn a_failed_take_leaves_every_restore_point_in_place() {
     let r = w.vblaunch(&["K", "--keep", "3"]);
     assert_eq!(r.code, 9, "{r}");
     assert!(
-        r.stderr.contains("every restore point is still there"),
+        r.stderr.contains("Nothing was changed")
+            && r.stderr.contains("every restore point is still there"),
         "{r}"
     );
     assert_eq!(w.state(&vm.uuid), before);
@@ -81,7 +82,11 @@ fn a_failed_take_leaves_every_restore_point_in_place() {
     ]);
     let r = w.vblaunch(&["K", "--keep", "3"]);
     assert_eq!(r.code, 9, "{r}");
-    assert!(r.stderr.contains("Names are only labels"), "{r}");
+    assert!(r.stderr.contains("names are only labels"), "{r}");
+    assert!(
+        r.stderr.contains("} was taken"),
+        "the take is reported: {r}"
+    );
     fold(&w, "K", &["--keep", "3"]);
     assert_restore_points(&w, &vm.uuid, 3);
 }

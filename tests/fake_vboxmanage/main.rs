@@ -5,6 +5,7 @@
 //! Fake-only control calls (`fake …`, not logged in `fake-calls.log`):
 //!   fake fault [--nth N] <cmd words…> fail <exit> <stderr text…>
 //!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk|stale-settings|misname
+//!   fake fault [--nth N] <cmd words…> real <case>   (a recorded real fault, see faults.rs)
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
 //!   fake write <medium path|uuid> <offset> <text>
@@ -23,6 +24,7 @@
 //!   that code page lacks as `?` (as `WideCharToMultiByte` does).
 
 mod cmds;
+mod faults;
 mod info;
 mod model;
 
@@ -100,9 +102,24 @@ fn run() -> Result<i32> {
         }
     };
     fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    // Real VBoxSVC starts its log with its version (vblaunch reads it there).
+    let svc_log = home.join("VBoxSVC.log");
+    if !svc_log.exists() {
+        fs::write(
+            &svc_log,
+            "00:00:00.000839 main     VirtualBox XPCOM Server 7.2.22_Fake r0 linux.amd64 (fake) release log\n",
+        )?;
+    }
     if matches!(args.first().map(String::as_str), Some("--version" | "-V")) && args.len() == 1 {
         log_call(&home, &args)?;
-        println!("7.2.22_Fake");
+        // The fake's version is the one its VBoxSVC.log names (a test may
+        // install an "older VirtualBox" by writing that log).
+        let log = fs::read_to_string(&svc_log).unwrap_or_default();
+        let v = log
+            .split_once(" Server ")
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .unwrap_or("7.2.22_Fake");
+        println!("{v}");
         return Ok(0);
     }
 
@@ -290,6 +307,7 @@ fn log_call(home: &Path, args: &[String]) -> Result<()> {
 
 const ACTIONS: &[&str] = &[
     "fail",
+    "real",
     "hang",
     "die",
     "die-after",
@@ -387,6 +405,18 @@ fn fire_fault(
             }
             Ok(emit(out))
         }
+        "real" => {
+            persist(state_path, &st, before)?;
+            drop(lock);
+            let case = fault.args.first().map(String::as_str).unwrap_or("");
+            let (stdout, stderr, code) = faults::fire(case, &st, &ctx.home, args)
+                .with_context(|| format!("unknown real fault {case:?}"))?;
+            Ok(emit(Out {
+                stdout,
+                stderr,
+                code,
+            }))
+        }
         "hang" => {
             persist(state_path, &st, before)?;
             drop(lock);
@@ -455,7 +485,7 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
                 return Ok(usage(
-                    "fault: no action (fail|hang|die|die-after|start-quirk|stale-settings|misname)",
+                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname)",
                 ));
             };
             if pos == 0 {
@@ -469,6 +499,12 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             let fargs = rest[pos + 1..].to_vec();
             if action == "fail" && fargs.first().and_then(|c| c.parse::<i32>().ok()).is_none() {
                 return Ok(usage("fault: fail needs <exit> <stderr text>"));
+            }
+            if action == "real" && !fargs.first().is_some_and(|c| faults::known(c)) {
+                return Ok(usage(&format!(
+                    "fault: real needs one of: {}",
+                    faults::names().join(" ")
+                )));
             }
             st.faults.push(model::Fault {
                 words,
