@@ -1128,11 +1128,31 @@ fn readable_checks(
             .fix(Fix::MoveTmp { tmp }),
         );
     } else if let Some(cfg) = &vm.cfg_file {
-        out.push(check(
-            Level::Ok,
-            "settings file",
-            format!("{} (no leftover -tmp)", cfg.display()),
-        ));
+        // VirtualBox may still hold the VM in memory while its file on disk
+        // is empty or damaged (measured: VERR_DISK_FULL at a take leaves the
+        // .vbox at 0 bytes); the VM is lost when VBoxSVC next starts.
+        match crate::cmd::fold::check_settings_file(cfg, &vm.uuid) {
+            Ok(()) => out.push(check(
+                Level::Ok,
+                "settings file",
+                format!("{} (well-formed, no leftover -tmp)", cfg.display()),
+            )),
+            Err(why) => {
+                let mut c = check(
+                    Level::Fail,
+                    "settings file",
+                    format!(
+                        "{why}; VirtualBox still has the VM in memory, but it cannot load it \
+                         again once its service restarts"
+                    ),
+                )
+                .recovery(restore_steps(ctx, &vm.uuid, cfg));
+                if let Some(from) = good_settings_copy(ctx, &vm.uuid, cfg, media) {
+                    c = c.fix(Fix::RestoreSettings { from });
+                }
+                out.push(c);
+            }
+        }
     }
 
     // Free space for the next merge.

@@ -8,6 +8,7 @@
 //! A mount must exist before the World's VBoxSVC starts: the wrapper runs
 //! VirtualBox in a private mount namespace copied when VBoxSVC starts (a
 //! remount read-only of the filesystem itself does reach it).
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -144,12 +145,47 @@ impl Immutable {
         run("chattr +i", Command::new("chattr").arg("+i").arg(path));
         Immutable(path.to_path_buf())
     }
+
+    /// Undo a `chattr +i` that something else (a hook) will set.
+    pub fn undo_later(path: &Path) -> Immutable {
+        Immutable(path.to_path_buf())
+    }
 }
 
 impl Drop for Immutable {
     fn drop(&mut self) {
         let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
     }
+}
+
+/// A VBoxManage client that keeps this World's VBoxSVC running until dropped
+/// (`metrics collect` runs until stopped and changes nothing); returns once
+/// it has printed its first line, so VBoxSVC is up.
+pub fn hold_vboxsvc(w: &World) -> KillOnDrop {
+    use std::io::BufRead;
+    let mut cmd = Command::new(w.vboxmanage_exe());
+    w.base_env_pub(&mut cmd);
+    cmd.args([
+        "metrics",
+        "collect",
+        "--period",
+        "1",
+        "--samples",
+        "600",
+        "host",
+        "CPU/Load/User",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .process_group(0);
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let holder = KillOnDrop(child);
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).unwrap();
+    assert!(!line.is_empty(), "metrics collect printed nothing");
+    holder
 }
 
 /// The PIDs of the VBoxSVC processes that serve this World (found by the
@@ -271,6 +307,33 @@ fn assert_explained(r: &Run, meaning: &str, code: i32) {
     );
 }
 
+/// A `before_fold` hook runs after the pre-flight and before the first
+/// step: the moment to break something, so that VirtualBox itself fails
+/// (what the pre-flight cannot foresee: another program filling the disk or
+/// changing a flag meanwhile).
+fn break_after_preflight(w: &World, shell: &str) {
+    w.write_config(&format!(
+        "[hooks]\nbefore_fold = [\"/bin/sh\", \"-c\", {}]\n",
+        toml_string(shell)
+    ));
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The verified report after a failed step: checked, and what it found.
+fn assert_checked_nothing_changed(r: &Run) {
+    assert!(
+        r.stderr
+            .contains("What vblaunch found after the failure (checked just now)")
+            && r.stderr.contains(
+                "Nothing was changed: the snapshot tree and the settings file are as before"
+            ),
+        "{r}"
+    );
+}
+
 #[test]
 fn real_fault_snapshots_folder_immutable_is_named_and_nothing_changes() {
     let w = fault_world!("real_fault_snapshots_folder_immutable_is_named_and_nothing_changes");
@@ -279,7 +342,24 @@ fn real_fault_snapshots_folder_immutable_is_named_and_nothing_changes() {
     let folder = w.info(&vm.uuid).snapshot_folder.unwrap();
     std::fs::create_dir_all(&folder).unwrap();
     let before = (w.state(&vm.uuid), w.content(&vm.base));
-    let _frozen = Immutable::set(&folder);
+    {
+        // Known before: the pre-flight refuses, naming the folder.
+        let _frozen = Immutable::set(&folder);
+        let r = w.vblaunch(&["fold", "Frozen Snaps"]);
+        assert_eq!(r.code, 6, "{r}");
+        assert!(
+            r.stderr.contains(folder.to_str().unwrap())
+                && r.stderr.contains("the Snapshots folder")
+                && r.stderr.contains("immutable")
+                && r.stderr.contains("Nothing was changed"),
+            "{r}"
+        );
+        assert_eq!((w.state(&vm.uuid), w.content(&vm.base)), before);
+    }
+    // Made immutable after the pre-flight: VirtualBox's own error, explained,
+    // and a report that was checked.
+    let _undo = Immutable::undo_later(&folder);
+    break_after_preflight(&w, &format!("chattr +i '{}'", folder.display()));
     let r = w.vblaunch(&["fold", "Frozen Snaps"]);
     assert_explained(
         &r,
@@ -290,6 +370,7 @@ fn real_fault_snapshots_folder_immutable_is_named_and_nothing_changes() {
         !r.stderr.contains("disk image file of this VM is missing"),
         "{r}"
     );
+    assert_checked_nothing_changed(&r);
     assert_eq!((w.state(&vm.uuid), w.content(&vm.base)), before);
 }
 
@@ -298,7 +379,19 @@ fn real_fault_vbox_immutable_is_not_replaceable() {
     let w = fault_world!("real_fault_vbox_immutable_is_not_replaceable");
     let vm = w.create_vm("Frozen Settings", 8);
     let cfg = w.info(&vm.uuid).cfg_file.unwrap();
-    let _frozen = Immutable::set(&cfg);
+    {
+        let _frozen = Immutable::set(&cfg);
+        let r = w.vblaunch(&["fold", "Frozen Settings"]);
+        assert_eq!(r.code, 6, "{r}");
+        assert!(
+            r.stderr.contains(cfg.to_str().unwrap())
+                && r.stderr.contains("settings file")
+                && r.stderr.contains("Nothing was changed"),
+            "{r}"
+        );
+    }
+    let _undo = Immutable::undo_later(&cfg);
+    break_after_preflight(&w, &format!("chattr +i '{}'", cfg.display()));
     let r = w.vblaunch(&["fold", "Frozen Settings"]);
     assert_explained(
         &r,
@@ -306,15 +399,42 @@ fn real_fault_vbox_immutable_is_not_replaceable() {
         9,
     );
     assert!(r.stderr.contains("Failed to replace"), "{r}");
+    assert!(
+        r.stderr.contains("What vblaunch found after the failure"),
+        "a checked report: {r}"
+    );
 }
 
 #[test]
 fn real_fault_full_vm_folder_at_take_says_disk_full() {
     let w = fault_world!("real_fault_full_vm_folder_at_take_says_disk_full");
-    // The VM folders on a 2 MiB tmpfs (the base disk stays outside it).
-    let fs = Mount::tmpfs(&w.path("vms"), 2 << 20);
+    // The VM folders on a 40 MiB tmpfs (the base disk stays outside it):
+    // room for a take and the pre-flight's margin, until it is filled.
+    let fs = Mount::tmpfs(&w.path("vms"), 40 << 20);
     let vm = w.create_vm("Full Folder", 8);
+    let cfg = w.info(&vm.uuid).cfg_file.unwrap();
+    let before = w.state(&vm.uuid);
+    // Full before the run: the pre-flight asks the OS for that exact folder
+    // (a tmpfs, which sysinfo's volume list did not have) and refuses.
     fs.fill();
+    let r = w.vblaunch(&["fold", "Full Folder"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stderr
+            .contains("Not enough free space to take a snapshot in")
+            && r.stderr.contains("Full Folder/Snapshots")
+            && r.stderr.contains("Nothing was changed"),
+        "{r}"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+    let filler = fs.dir.join("filler");
+    std::fs::remove_file(&filler).unwrap();
+    // Filled after the pre-flight: VirtualBox fails with VERR_DISK_FULL and
+    // (measured) leaves the .vbox empty. The report says so and names the repair.
+    break_after_preflight(
+        &w,
+        &format!("cat /dev/zero > '{}' 2>/dev/null; true", filler.display()),
+    );
     let r = w.vblaunch(&["fold", "Full Folder"]);
     assert_explained(
         &r,
@@ -322,7 +442,27 @@ fn real_fault_full_vm_folder_at_take_says_disk_full() {
         9,
     );
     assert!(r.stderr.contains("VERR_DISK_FULL"), "{r}");
-    drop(vm);
+    assert!(
+        r.stderr.contains("What vblaunch found after the failure"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("Nothing was changed"), "{r}");
+    if std::fs::metadata(&cfg).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            r.stderr.contains("is empty (0 bytes)")
+                && r.stderr.contains("vblaunch doctor 'Full Folder' --fix")
+                && r.stderr.contains("Do not back up this VM"),
+            "{r}"
+        );
+        // With room again, doctor --fix puts vblaunch's copy back.
+        std::fs::remove_file(&filler).unwrap();
+        w.remove_config();
+        w.write_config("");
+        let r = w.vblaunch(&["doctor", "Full Folder", "--fix", "--yes"]);
+        assert!(r.stdout.contains("fixed:"), "{r}");
+        assert!(std::fs::metadata(&cfg).unwrap().len() > 0, "{r}");
+        assert_eq!(w.info(&vm.uuid).name, "Full Folder", "{r}");
+    }
 }
 
 #[test]
@@ -334,7 +474,12 @@ fn real_fault_read_only_filesystem_says_so() {
     fs.remount_ro();
     let before = w.content(&vm.base);
     let r = w.vblaunch(&["fold", "Read Only"]);
-    assert_explained(&r, "The VM's files are on a read-only filesystem.", 9);
+    // Known before any change: the kernel says the folder is read-only.
+    assert_eq!(r.code, 6, "{r}");
+    assert!(
+        r.stderr.contains("read-only file system") && r.stderr.contains("Nothing was changed"),
+        "{r}"
+    );
     assert_eq!(w.content(&vm.base), before);
 }
 
@@ -358,6 +503,7 @@ fn real_fault_merge_of_a_cut_diff_kills_vboxsvc_and_says_so() {
     );
     assert!(r.stderr.contains("NS_ERROR_ABORT"), "{r}");
     assert!(!r.stderr.contains("shape of the snapshot tree"), "{r}");
+    assert_half_merge_is_never_safe(&w, &r, "Cut Diff");
 }
 
 #[test]
@@ -417,10 +563,57 @@ fn real_fault_vboxsvc_killed_during_the_merge_is_named_and_the_next_fold_complet
     );
     assert!(r.stderr.contains("NS_ERROR_ABORT"), "{r}");
     assert!(!r.stderr.contains("shape of the snapshot tree"), "{r}");
-    // Running fold again completes the merge; every byte is kept.
+    assert_half_merge_is_never_safe(&w, &r, "Killed Merge");
+    // Running fold again completes the merge first; every byte is kept.
     let r = w.vblaunch(&["fold", "Killed Merge"]);
     assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("merging the 1 oldest first"), "{r}");
     assert_eq!(w.content(&w.leaf(&vm.uuid)), before);
+    assert_folded(&w, &vm.uuid, "current");
+    let s = w.vblaunch(&["status", "Killed Merge", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(j["vms"][0]["safe_to_back_up"], true, "{s}");
+}
+
+/// After a merge VirtualBox's service died in: the failure says the merge
+/// did not complete, and `status` (text and JSON) and doctor agree that the
+/// VM is not safe to back up, until a fold completes it.
+fn assert_half_merge_is_never_safe(w: &World, r: &Run, vm: &str) {
+    assert!(
+        r.stderr.contains("What vblaunch found after the failure")
+            && r.stderr.contains("did not complete")
+            && r.stderr.contains("Do not back up this VM")
+            && r.stderr
+                .contains(&format!("vblaunch fold {}", vblaunch::process::quote(vm))),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("Nothing was changed"), "{r}");
+    let s = w.vblaunch(&["status", vm, "--json"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&s.stdout).unwrap_or_else(|e| panic!("{e}: {s}"));
+    let v = &j["vms"][0];
+    assert_eq!(v["safe_to_back_up"], false, "{s}");
+    assert!(
+        v["safe_reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not complete"),
+        "{s}"
+    );
+    assert_eq!(
+        v["incomplete_merges"].as_array().map(Vec::len),
+        Some(1),
+        "{s}"
+    );
+    let s = w.vblaunch(&["status", vm]);
+    assert!(s.stdout.contains("safe to back up: no"), "{s}");
+    let d = w.vblaunch(&["doctor", vm]);
+    assert!(
+        d.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL journal") && l.contains("did not complete")),
+        "{d}"
+    );
 }
 
 #[test]
@@ -432,9 +625,10 @@ fn kill_own_vboxsvc_kills_only_this_worlds_service() {
         (Some(b), true) => (World::new(b.clone()), World::new(b)),
         _ => return,
     };
-    // A call leaves each World's VBoxSVC running for a few seconds.
-    a.vbox_ok(&["list", "vms"]);
-    b.vbox_ok(&["list", "vms"]);
+    // Each World's VBoxSVC is held up by a client of its own (VBoxSVC exits a
+    // few seconds after its last client, which a loaded machine can outlast).
+    let _hold_a = hold_vboxsvc(&a);
+    let _hold_b = hold_vboxsvc(&b);
     let theirs = own_vboxsvc(&b);
     assert_eq!(theirs.len(), 1, "b's VBoxSVC");
     let killed = kill_own_vboxsvc(&a);
