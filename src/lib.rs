@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod disk;
 pub mod exit;
+pub mod files;
 pub mod guard;
 pub mod hooks;
 pub mod lock;
@@ -174,7 +175,9 @@ pub fn report_error(err: &anyhow::Error) {
     }
     log::error!(target: logging::FILE_ONLY, "{text}");
     eprintln!("vblaunch: error: {text}");
-    eprintln!("(log file: {})", log_file_path().display());
+    if logging::has_log_file() {
+        eprintln!("(log file: {})", log_file_path().display());
+    }
 }
 
 /// After an error in a window that closes when vblaunch exits (a shortcut),

@@ -2,7 +2,6 @@
 //! `-qq` error) and a log file under the platform data dir at debug, with every
 //! VBoxManage command line, its duration, exit status and stderr. A launch from
 //! a shortcut has no terminal: the log file is where its story is kept.
-use std::fs::OpenOptions;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -71,11 +70,49 @@ pub fn init(verbosity: i8, log_file: &Path) -> Result<(), String> {
     file_result
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File, String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// A name (VM, snapshot, path) made safe to show in one line of a message or
+/// the log: control characters (newlines included) become escapes like
+/// `\n` or `\u{1b}`, so a name cannot forge log lines or move the cursor.
+///
+/// ```
+/// assert_eq!(vblaunch::logging::escape("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+/// assert_eq!(vblaunch::logging::escape("Dev Box ü"), "Dev Box ü");
+/// ```
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
     }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether the log file was opened (so that an error can point at it).
+static LOG_FILE_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this run writes a log file.
+pub fn has_log_file() -> bool {
+    LOG_FILE_OPEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Open the log (0600, in a 0700 folder, never through a link).
+fn open_log(path: &Path) -> Result<std::fs::File, String> {
+    let file = open_log_file(path).map_err(|e| format!("{e:#}"))?;
+    LOG_FILE_OPEN.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(file)
+}
+
+fn open_log_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        crate::files::private_dir(dir)?;
+    }
+    crate::files::refuse_link(path)?;
     // Keep the log bounded: one previous generation.
     if std::fs::metadata(path)
         .map(|m| m.len() > MAX_LOG_BYTES)
@@ -83,11 +120,7 @@ fn open_log(path: &Path) -> Result<std::fs::File, String> {
     {
         let _ = std::fs::rename(path, path.with_extension("log.1"));
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
+    crate::files::open_append(path)
 }
 
 #[cfg(test)]

@@ -1314,18 +1314,17 @@ fn human(b: u64) -> String {
 
 /// A new folder in the VM's settings backups for what doctor replaces.
 fn doctor_backup_dir(ctx: &Context, uuid: &str) -> Result<PathBuf> {
-    let root = crate::state::dir(&ctx.data_dir, uuid).join("settings-backups");
+    let root = crate::state::backups_root(&ctx.data_dir, uuid)?;
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
     let mut target = root.join(format!("{stamp}-doctor"));
     let mut n = 1;
-    while target.exists() {
+    while std::fs::symlink_metadata(&target).is_ok() {
         n += 1;
         target = root.join(format!("{stamp}-doctor-{n}"));
     }
-    std::fs::create_dir_all(&target)
-        .with_context(|| format!("cannot create {}", target.display()))?;
+    crate::files::create_dir(&target)?;
     Ok(target)
 }
 
@@ -1489,7 +1488,7 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
             if registered {
                 vb.unregister_vm(&uuid)?;
             }
-            crate::state::write_atomic(&cfg, &good)?;
+            crate::files::write_atomic_mode(&cfg, &good, crate::files::FILE_MODE)?;
             let result = vb.register_vm(&cfg).and_then(|_| vb.show_vm_info(&uuid));
             match result {
                 Ok(info) => Ok(format!(
@@ -1505,7 +1504,11 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
                     if let Some(s) = &saved {
                         let _ = vb.unregister_vm(&uuid);
                         if let Ok(old) = std::fs::read(s) {
-                            let _ = crate::state::write_atomic(&cfg, &old);
+                            let _ = crate::files::write_atomic_mode(
+                                &cfg,
+                                &old,
+                                crate::files::FILE_MODE,
+                            );
                         }
                         let _ = vb.register_vm(&cfg);
                     }

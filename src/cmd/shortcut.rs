@@ -128,14 +128,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         }
     }
     for p in &paths {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        std::fs::write(p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
-        if executable {
-            make_executable(p)?;
-        }
+        // Atomically, never through a link planted at the shortcut's path.
+        let mode = if executable { 0o755 } else { 0o644 };
+        crate::files::write_atomic_mode(p, &bytes, mode)?;
         manifest.shortcut.retain(|e| &e.path != p);
         manifest.shortcut.push(Entry {
             vm: args.vm.clone(),
@@ -204,17 +199,5 @@ fn remove(
         manifest.shortcut.retain(|x| x != e);
         manifest.save(manifest_path)?;
     }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn make_executable(p: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("cannot make {} executable", p.display()))
-}
-
-#[cfg(not(unix))]
-fn make_executable(_p: &Path) -> Result<()> {
     Ok(())
 }

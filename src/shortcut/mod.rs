@@ -158,13 +158,7 @@ impl Manifest {
 
     /// Write atomically: a crash leaves the old or the new manifest, never half of one.
     pub fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, toml::to_string(self)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+        crate::files::write_atomic(path, toml::to_string(self)?.as_bytes())
     }
 }
 

@@ -397,7 +397,7 @@ impl VBoxManage {
 
 /// The registered VMs for an error message; inaccessible ones are called out,
 /// since VirtualBox no longer knows their names.
-fn describe_registered(vms: &[(String, String)]) -> String {
+pub fn describe_registered(vms: &[(String, String)]) -> String {
     if vms.is_empty() {
         return "VirtualBox has no registered VMs.".to_string();
     }
@@ -418,14 +418,29 @@ fn describe_registered(vms: &[(String, String)]) -> String {
 }
 
 /// `"name" {uuid}` lines; names may contain quotes and braces, so split at the last ` {`.
+/// A name is printed raw: one with a newline spans several lines, so lines
+/// are joined until one ends with ` {<uuid>}`.
 pub fn parse_list_vms(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let (name, uuid) = l.rsplit_once(" {")?;
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for l in text.lines() {
+        if !pending.is_empty() {
+            pending.push('\n');
+        }
+        pending.push_str(l);
+        let entry = pending.rsplit_once(" {").and_then(|(name, uuid)| {
+            let uuid = uuid.strip_suffix('}')?;
             let name = name.strip_prefix('"')?.strip_suffix('"')?;
-            Some((name.to_string(), uuid.strip_suffix('}')?.to_string()))
-        })
-        .collect()
+            crate::config::looks_like_uuid(uuid).then(|| (name.to_string(), uuid.to_string()))
+        });
+        if let Some(e) = entry {
+            out.push(e);
+            pending.clear();
+        } else if !pending.starts_with('"') {
+            pending.clear();
+        }
+    }
+    out
 }
 
 /// `Snapshot taken. UUID: <uuid>`.

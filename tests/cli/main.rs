@@ -17,6 +17,8 @@ mod fake_fidelity;
 #[cfg(unix)]
 mod fake_launch;
 #[cfg(unix)]
+mod hardening;
+#[cfg(unix)]
 mod real_vbox;
 #[cfg(unix)]
 mod restore_points;

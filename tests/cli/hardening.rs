@@ -1,0 +1,201 @@
+//! Hardening (issue 13): one lock per VM identity, only vblaunch's own files
+//! deleted, private files, no writing through planted links.
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::*;
+
+fn fault(w: &World, spec: &[&str]) {
+    let mut args = vec!["fake", "fault"];
+    args.extend_from_slice(spec);
+    w.vbox_ok(&args);
+}
+
+fn spawn_vblaunch(w: &World, args: &[&str]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(VBLAUNCH);
+    w.base_env_pub(&mut cmd);
+    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// Two runs for one VM, one by name and one by UUID, while the first read
+/// answers late (as of when it was asked): exactly one proceeds, the other
+/// is refused with exit 4 before it reads, and the VM ends folded once per
+/// round. Before the fix, the run by name planned on a stale read after the
+/// other had folded.
+#[test]
+fn runs_by_name_and_by_uuid_exclude_each_other_before_reading() {
+    let w = World::fake();
+    w.write_config("quick_read = \"never\"\n");
+    let vm = w.create_vm("Mixed VM", 16);
+    assert_eq!(w.vblaunch(&["fold", "Mixed VM"]).code, 0);
+    for round in 0..8 {
+        let before = w.info(&vm.uuid).current_snapshot.unwrap();
+        // The first `showvminfo` of the round answers 1.5 s late.
+        fault(&w, &["showvminfo", "delay", "1500"]);
+        let (first, second) = if round % 2 == 0 {
+            ("Mixed VM", vm.uuid.as_str())
+        } else {
+            (vm.uuid.as_str(), "Mixed VM")
+        };
+        let a = spawn_vblaunch(&w, &["fold", first]);
+        let b = spawn_vblaunch(&w, &["fold", second]);
+        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let mut codes: Vec<i32> = outs.iter().map(|o| o.status.code().unwrap_or(-1)).collect();
+        codes.sort();
+        let shown: Vec<String> = outs
+            .iter()
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .collect();
+        assert_eq!(codes, [0, 4], "round {round}: {shown:#?}");
+        assert_folded(&w, &vm.uuid, "current");
+        assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), before);
+        assert_eq!(w.info(&vm.uuid).snapshots.len(), 1, "{}", w.state(&vm.uuid));
+    }
+}
+
+/// Two registered VMs with one name: refused (exit 7) naming both UUIDs,
+/// nothing changed; each one by its UUID works.
+#[test]
+fn two_vms_with_one_name_are_refused_listing_both_uuids() {
+    let w = World::fake();
+    let a = w.create_vm("Twin", 16);
+    std::fs::create_dir_all(w.path("vms2")).unwrap();
+    let out = w.vbox_ok(&[
+        "createvm",
+        "--name",
+        "Twin",
+        "--basefolder",
+        w.path("vms2").to_str().unwrap(),
+        "--register",
+    ]);
+    let b = out
+        .lines()
+        .find_map(|l| l.strip_prefix("UUID: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let before = w.state(&a.uuid);
+    let r = w.vblaunch(&["fold", "Twin"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.contains(&a.uuid) && r.stderr.contains(&b), "{r}");
+    assert!(r.stderr.contains("pass its UUID"), "{r}");
+    assert_eq!(w.state(&a.uuid), before);
+    assert_eq!(w.vblaunch(&["fold", &a.uuid]).code, 0);
+}
+
+/// A VM name that looks like an option is never taken for one: an unknown
+/// one is "not found" (exit 7), not a VBoxManage syntax error.
+#[test]
+fn a_name_like_an_option_is_a_name() {
+    let w = World::fake();
+    let r = w.vblaunch(&["fold", "--", "-x"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.contains("no VM named '-x'"), "{r}");
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// After a fold, the data dir and its folders are 0700 and every file in it
+/// is 0600 (the backups of the VM's 0600 `.vbox` too).
+#[test]
+fn the_data_dir_is_private() {
+    let w = World::fake();
+    let vm = w.create_vm("Private", 16);
+    assert_eq!(w.vblaunch(&["fold", "Private"]).code, 0);
+    assert_eq!(w.vblaunch(&["fold", "Private"]).code, 0);
+    let data = w.path("data/vblaunch");
+    let mut stack = vec![data.clone()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files += 1;
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+            }
+        }
+    }
+    assert!(files >= 4, "log, lock, state, journal, backups");
+    assert!(data
+        .join(format!("vms/{}/settings-backups", vm.uuid))
+        .is_dir());
+}
+
+/// A link planted where vblaunch writes (the log, the VM's lock file, its
+/// state folder) is refused with an error naming it; its target is not
+/// written, truncated or created, and the VM is not changed.
+#[test]
+fn planted_links_are_refused_and_their_targets_untouched() {
+    let w = World::fake();
+    let vm = w.create_vm("Linked", 16);
+    let data = w.path("data/vblaunch");
+    let victim = w.path("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let check = |link: &std::path::Path, code: i32| {
+        let before = w.state(&vm.uuid);
+        let r = w.vblaunch(&["fold", "Linked"]);
+        assert_eq!(r.code, code, "{}: {r}", link.display());
+        assert!(r.stderr.contains(&link.display().to_string()), "{r}");
+        assert!(r.stderr.contains("symbolic link"), "{r}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        if code != 0 {
+            assert_eq!(w.state(&vm.uuid), before);
+        }
+        std::fs::remove_file(link).unwrap();
+    };
+    // The lock file (by UUID), dangling: its target must not be created.
+    std::fs::create_dir_all(data.join("locks")).unwrap();
+    let lock = data.join(format!("locks/{}.lock", vm.uuid));
+    let ghost = w.path("ghost");
+    std::os::unix::fs::symlink(&ghost, &lock).unwrap();
+    check(&lock, 12);
+    assert!(!ghost.exists());
+    // The settings-backups folder, linked to a folder of the user's.
+    let projects = w.path("projects");
+    std::fs::create_dir_all(projects.join("2000-01-01T00-00-00Z")).unwrap();
+    std::fs::write(projects.join("2000-01-01T00-00-00Z/a.vbox"), "mine").unwrap();
+    let vmdir = data.join(format!("vms/{}", vm.uuid));
+    std::fs::create_dir_all(&vmdir).unwrap();
+    let backups = vmdir.join("settings-backups");
+    std::os::unix::fs::symlink(&projects, &backups).unwrap();
+    check(&backups, 12);
+    assert!(projects.join("2000-01-01T00-00-00Z/a.vbox").exists());
+    // The log: vblaunch goes on without it (saying so), never appending to
+    // the target, and the error does not point at a log it did not write.
+    let log = data.join("vblaunch.log");
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let r = w.vblaunch(&["fold", "NoSuchVM"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.contains("continuing without a log file"), "{r}");
+    assert!(r.stderr.contains(&log.display().to_string()), "{r}");
+    assert!(!r.stderr.contains("(log file:"), "{r}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+/// Settings-backup pruning keeps what vblaunch did not make: a folder of
+/// the user's in settings-backups survives more folds than `settings_backups`.
+#[test]
+fn pruning_keeps_folders_vblaunch_did_not_make() {
+    let w = World::fake();
+    w.write_config("settings_backups = 2\n");
+    let vm = w.create_vm("Pruned", 16);
+    let root = w.path(&format!("data/vblaunch/vms/{}/settings-backups", vm.uuid));
+    std::fs::create_dir_all(root.join("0-my-notes")).unwrap();
+    std::fs::write(root.join("0-my-notes/notes.txt"), "mine").unwrap();
+    for _ in 0..4 {
+        assert_eq!(w.vblaunch(&["fold", "Pruned"]).code, 0);
+    }
+    assert!(root.join("0-my-notes/notes.txt").exists());
+    let n = std::fs::read_dir(&root).unwrap().count();
+    assert!(n <= 3, "two backups and the user's folder: {n}");
+}
