@@ -78,7 +78,8 @@ pub struct Global {
     pub no_wait: bool,
 
     /// Wait at most this long for VirtualBox to close (0 = do not wait)
-    #[arg(long, global = true, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=crate::config::limits::WAIT_TIMEOUT_SECS.1))]
     pub wait_timeout: Option<u64>,
 
     /// How to start the VM [default: config start_type, else gui]
