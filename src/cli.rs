@@ -163,7 +163,25 @@ pub enum ConfigAction {
 }
 
 pub fn parse() -> Cli {
-    Cli::parse_from(with_implicit_launch(std::env::args_os().collect()))
+    let args = with_implicit_launch(std::env::args_os().collect());
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A shortcut's window must stay open on a command-line error too
+            // (clap would print and exit at once).
+            let pause = e.use_stderr()
+                && args
+                    .iter()
+                    .skip(1)
+                    .take_while(|a| *a != "--")
+                    .any(|a| a == "--pause-on-error");
+            let _ = e.print();
+            if pause {
+                crate::after_failure(&e.to_string());
+            }
+            std::process::exit(e.exit_code());
+        }
+    }
 }
 
 /// `vblaunch [OPTIONS] VM [OPTIONS]` → `vblaunch [OPTIONS] launch VM [OPTIONS]`:

@@ -174,9 +174,21 @@ pub fn report_error(err: &anyhow::Error) {
         text.push_str(&format!("\n  caused by: {cause}"));
     }
     log::error!(target: logging::FILE_ONLY, "{text}");
-    eprintln!("vblaunch: error: {text}");
+    eprintln!("vblaunch: error: {}", logging::sanitize(&text, "\n"));
     if logging::has_log_file() {
         eprintln!("(log file: {})", log_file_path().display());
+    }
+}
+
+/// After a failure with `--pause-on-error` (a shortcut launch): keep its
+/// window open, or (no terminal at all) tell the desktop, so that a failure
+/// is never silent.
+pub fn after_failure(message: &str) {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        pause_for_enter();
+    } else {
+        notify::failure("vblaunch", message);
     }
 }
 

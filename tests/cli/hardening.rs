@@ -199,3 +199,124 @@ fn pruning_keeps_folders_vblaunch_did_not_make() {
     let n = std::fs::read_dir(&root).unwrap().count();
     assert!(n <= 3, "two backups and the user's folder: {n}");
 }
+
+/// A VM name that starts with `-`: the shortcut passes `launch -- <name>`,
+/// and that command line works.
+#[test]
+fn a_shortcut_for_a_dash_name_passes_it_after_double_dash() {
+    let w = World::fake();
+    w.create_vm("-dash VM", 16);
+    let dest = w.path("apps");
+    let r = w.vblaunch(&[
+        "shortcut",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--",
+        "-dash VM",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let file = std::fs::read_dir(&dest)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(" --pause-on-error launch -- \"-dash VM\"\n"),
+        "{text}"
+    );
+    let r = w.vblaunch(&["--pause-on-error", "launch", "--", "-dash VM"]);
+    assert_eq!(r.code, 0, "{r}");
+}
+
+/// Linux shortcut names that collided (`Dev Box` / `Dev_Box`, `Ü` / `é`)
+/// are distinct, so one VM's shortcut never replaces another's.
+#[test]
+fn linux_shortcut_names_are_unique_per_vm() {
+    let w = World::fake();
+    let dest = w.path("apps");
+    for name in ["Dev Box", "Dev_Box", "Ü", "é"] {
+        w.create_vm(name, 16);
+        let r = w.vblaunch(&["shortcut", "--dest", dest.to_str().unwrap(), "--", name]);
+        assert_eq!(r.code, 0, "{name}: {r}");
+    }
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 4);
+}
+
+/// A VM name with a newline and an escape character: listed (escaped, on
+/// one line), its log lines cannot pass for records of their own, and its
+/// shortcut names it by UUID with a valid desktop entry.
+#[test]
+fn a_name_with_control_characters_is_listed_escaped_and_forges_nothing() {
+    let w = World::fake();
+    let name = "Evil\n2026-01-01T00:00:00Z [INFO] forged\u{1b}[2J";
+    let vm = w.create_vm(name, 16);
+    let r = w.vblaunch(&["list"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("Evil\\n2026") && l.contains(&vm.uuid)),
+        "{r}"
+    );
+    assert!(!r.stdout.contains('\u{1b}'), "{r}");
+    let r = w.vblaunch(&["-v", "fold", &vm.uuid]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stderr.contains('\u{1b}'), "{r}");
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(!log.contains('\u{1b}'));
+    for line in log.lines() {
+        assert!(
+            line.starts_with("    ") || line.starts_with("20") || line.is_empty(),
+            "a line that is neither a record nor a continuation: {line:?}"
+        );
+    }
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "{log}"
+    );
+    let dest = w.path("apps");
+    let r = w.vblaunch(&["shortcut", "--dest", dest.to_str().unwrap(), "--", name]);
+    assert_eq!(r.code, 0, "{r}");
+    let file = std::fs::read_dir(&dest)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&format!("launch -- {}\n", vm.uuid)), "{text}");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert_eq!(text.lines().count(), 10, "no value spans lines: {text}");
+}
+
+/// A command-line error with --pause-on-error (a shortcut whose VM name
+/// clap rejects) keeps the terminal window open until Enter.
+#[test]
+fn a_command_line_error_also_pauses() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let w = World::fake();
+    let cmd = format!("{VBLAUNCH} --pause-on-error launch -x");
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("VBLAUNCH_DATA_DIR", w.path("data/vblaunch"))
+        .env("HOME", w.path("home"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("unexpected argument") && text.contains("Press Enter to close this window."),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+}

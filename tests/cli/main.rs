@@ -16,7 +16,7 @@ mod doctor;
 mod fake_fidelity;
 #[cfg(unix)]
 mod fake_launch;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 mod hardening;
 #[cfg(unix)]
 mod real_vbox;
