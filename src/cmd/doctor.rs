@@ -181,6 +181,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             fixable.len()
         );
     }
+    if target.uuid.is_none() && target.info.is_none() {
+        return Err(fail(
+            Code::VmNotFound,
+            format!(
+                "VirtualBox has no VM '{}' and vblaunch has no record of one; nothing to check \
+                 (names are case-sensitive; `vblaunch list` shows the registered VMs)",
+                crate::logging::escape(&args.vm)
+            ),
+        ));
+    }
     finish(&checks, &args.vm)
 }
 
@@ -1234,7 +1244,8 @@ fn record_checks(
         }
     }
     match crate::state::load_journal(&ctx.data_dir, uuid) {
-        Ok(j) => match j.unfinished() {
+        // Only this VM's steps (a journal may record another VM's).
+        Ok(j) => match j.unfinished().filter(|e| e.vm == uuid) {
             None => out.push(check(
                 Level::Ok,
                 "journal",
@@ -1367,12 +1378,8 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
         return Ok("the fold finished".to_string());
     }
     // Preconditions: no other vblaunch, VirtualBox's windows closed.
+    // The VM's identity is its UUID (the lock every vblaunch takes).
     let _lock = crate::lock::acquire(&ctx.locks_dir(), &uuid, &t.label)?;
-    let _lock2 = if vm_arg != uuid {
-        Some(crate::lock::acquire(&ctx.locks_dir(), vm_arg, &t.label)?)
-    } else {
-        None
-    };
     let eff = ctx.config.effective(&[vm_arg, &uuid]);
     let running = crate::guard::Scanner::new()?.scan(&eff.guard_processes)?;
     if !running.is_empty() {

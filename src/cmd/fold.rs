@@ -351,8 +351,13 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         media_after,
         merged_bytes,
         started: t_exec,
-    } = apply(ctx, session, &plan, "fold", &verify)
-        .map_err(|e| e.context("the VM was not started"))?;
+    } = apply(ctx, session, &plan, "fold", &verify).map_err(|e| {
+        if start {
+            e.context("the VM was not started")
+        } else {
+            e.context("the fold did not finish")
+        }
+    })?;
     let taken =
         taken.ok_or_else(|| anyhow::anyhow!("internal error: the plan took no snapshot"))?;
     if let Err(problems) = verdict {
@@ -360,9 +365,14 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
             Code::Verification,
             format!(
                 "after the fold, VirtualBox does not hold what vblaunch expected for VM '{}': \
-                 {problems}. The VM was not started. Run `vblaunch fold` again to see what it \
-                 makes of this state, or look at the snapshot tree in the VirtualBox Manager.",
-                vm.name
+                 {problems}.{} Run `vblaunch fold` again to see what it makes of this \
+                 state, or look at the snapshot tree in the VirtualBox Manager.",
+                vm.name,
+                if start {
+                    " The VM was not started."
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -528,7 +538,16 @@ pub fn leftover_settings(vm: &VmInfo) -> Option<std::path::PathBuf> {
 pub fn report_interrupted_run(ctx: &Context, vm: &VmInfo) {
     match crate::state::load_journal(&ctx.data_dir, &vm.uuid) {
         Ok(j) => {
-            if let Some(e) = j.unfinished() {
+            // A journal that records another VM (copied, or left by an old
+            // version) is not this VM's interrupted step.
+            if let Some(e) = j.unfinished().filter(|e| e.vm != vm.uuid) {
+                log::warn!(
+                    "ignoring the journal of VM {} found in the records of VM '{}' (step \"{}\")",
+                    crate::logging::escape(&e.vm),
+                    vm.name,
+                    e.step
+                );
+            } else if let Some(e) = j.unfinished() {
                 log::warn!(
                     "The last vblaunch {} on VM '{}' was interrupted during \"{}\" (started {}). \
                      vblaunch has re-read what VirtualBox holds and continues from there.",

@@ -14,7 +14,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::exit::{fail, Code};
 use crate::process::{self, CommandLine, Deadline, Event, Output};
@@ -92,6 +92,22 @@ fn describe_status(s: &std::process::ExitStatus) -> String {
         Some(c) => format!("exit code {c}"),
         None => "killed by a signal".to_string(),
     }
+}
+
+/// The first `n` lines of `text`, each cut at 200 characters.
+fn first_lines(text: &str, n: usize) -> String {
+    let mut lines: Vec<String> = text
+        .lines()
+        .take(n)
+        .map(|l| crate::logging::escape(&l.chars().take(200).collect::<String>()).into_owned())
+        .collect();
+    if text.lines().count() > n {
+        lines.push("…".into());
+    }
+    if lines.is_empty() {
+        lines.push("(nothing)".into());
+    }
+    lines.join("\n")
 }
 
 fn indent(text: &str) -> String {
@@ -228,7 +244,14 @@ impl VBoxManage {
     /// `showvminfo <vm> --machinereadable`. An unknown VM becomes a
     /// [`Code::VmNotFound`] failure listing the registered VMs.
     pub fn show_vm_info(&self, vm: &str) -> Result<VmInfo> {
-        let cmd = self.command(["showvminfo", vm, "--machinereadable"]);
+        // A name that starts with `-` goes after `--` (VBoxManage 7.2 reads
+        // it as an option otherwise; fixtures 49-51). Names are resolved to
+        // UUIDs before the commands that change a VM.
+        let cmd = if vm.starts_with('-') {
+            self.command(["showvminfo", "--machinereadable", "--", vm])
+        } else {
+            self.command(["showvminfo", vm, "--machinereadable"])
+        };
         let out = self.run_retrying(cmd.clone(), Kind::Read)?;
         if !out.status.success() || has_error_line(&out) {
             if out.stderr.contains("Could not find a registered machine") {
@@ -254,7 +277,17 @@ impl VBoxManage {
             }
             return Err(call_failed(&cmd, &out));
         }
-        let info = vminfo::parse(&out.stdout).with_context(|| format!("reading VM '{vm}'"))?;
+        let info = vminfo::parse(&out.stdout).map_err(|e| {
+            fail(
+                Code::VBoxManageFailed,
+                format!(
+                    "VBoxManage printed something vblaunch does not understand for VM '{}' \
+                     ({e}); nothing was changed. `{cmd}` printed:\n{}",
+                    crate::logging::escape(vm),
+                    indent(&first_lines(&out.stdout, 5))
+                ),
+            )
+        })?;
         if !info.accessible {
             return Err(fail(
                 Code::VmNotFound,

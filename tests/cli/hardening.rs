@@ -320,3 +320,61 @@ fn a_command_line_error_also_pauses() {
     );
     assert_eq!(out.status.code(), Some(2), "{text}");
 }
+
+/// Output vblaunch cannot parse is a VBoxManage failure (exit 9) that shows
+/// what was printed, not an internal error.
+#[test]
+fn garbage_from_vboxmanage_is_exit_9_showing_its_first_lines() {
+    let w = World::fake();
+    let script = w.path("garbage-vboxmanage");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'hello from a broken VBoxManage'\necho second\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = w.vblaunch_env(
+        &["fold", "18580ff3-3d30-4242-b9bf-6fe37f9ff5f1"],
+        &[("VBLAUNCH_VBOXMANAGE", script.as_os_str())],
+    );
+    assert_eq!(r.code, 9, "{r}");
+    assert!(r.stderr.contains("does not understand"), "{r}");
+    assert!(r.stderr.contains("hello from a broken VBoxManage"), "{r}");
+}
+
+/// `fold` (which never starts the VM) does not say "the VM was not started".
+#[test]
+fn a_failed_fold_does_not_talk_about_starting() {
+    let w = World::fake();
+    let vm = w.create_vm("NoStart", 16);
+    fault(
+        &w,
+        &["snapshot", "take", "fail", "1", "VBoxManage: error: boom"],
+    );
+    let r = w.vblaunch(&["fold", &vm.uuid]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(!r.stderr.contains("not started"), "{r}");
+    fault(
+        &w,
+        &["snapshot", "take", "fail", "1", "VBoxManage: error: boom"],
+    );
+    let r = w.vblaunch(&["launch", &vm.uuid]);
+    assert!(r.stderr.contains("the VM was not started"), "{r}");
+}
+
+/// A journal in one VM's records that records another VM's unfinished step
+/// is not reported as this VM's interrupted run.
+#[test]
+fn a_journal_of_another_vm_is_not_this_vms_interrupted_step() {
+    let w = World::fake();
+    let vm = w.create_vm("Own", 16);
+    let dir = w.path(&format!("data/vblaunch/vms/{}", vm.uuid));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = "run = \"fold\"\nstarted = \"2026-01-01T00:00:00Z\"\n\n[[entries]]\nstep = \"delete snapshot {x} ('current')\"\nvm = \"00000000-0000-0000-0000-000000000001\"\nstarted = \"2026-01-01T00:00:00Z\"\n";
+    std::fs::write(dir.join("journal.toml"), journal).unwrap();
+    let r = w.vblaunch(&["doctor", "Own"]);
+    assert!(!r.stdout.contains("interrupted"), "{r}");
+    let r = w.vblaunch(&["fold", "Own"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stderr.contains("was interrupted"), "{r}");
+}
