@@ -55,7 +55,7 @@ const AFTER_HELP: &str = concat!(
         "   9  a VBoxManage command failed\n",
         "  10  after the fold VirtualBox does not hold what vblaunch expected\n",
         "  11  the VM did not start (the fold was kept)\n",
-        "  12  a file exists (or was changed) and --force was not given\n",
+        "  12  a file exists (or was changed) and --force was not given, or a symlink sits where vblaunch writes\n",
         "  13  a hook failed (before_fold: nothing was changed)"
 );
 
