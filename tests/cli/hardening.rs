@@ -378,3 +378,41 @@ fn a_journal_of_another_vm_is_not_this_vms_interrupted_step() {
     assert_eq!(r.code, 0, "{r}");
     assert!(!r.stderr.contains("was interrupted"), "{r}");
 }
+
+/// A VBoxManage (here a wrapper script) that leaves a child running past
+/// `call_timeout_secs`: vblaunch stops the whole call at the deadline and
+/// does not wait for the child's pipes (it waited for the child before).
+#[test]
+fn a_call_timeout_kills_what_the_call_started_and_returns() {
+    let w = World::fake();
+    w.write_config("call_timeout_secs = 1\n");
+    let script = w.path("slow-vboxmanage");
+    let pidfile = w.path("child.pid");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep 60 &\necho $! > '{}'\nwait\n",
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    let r = w.vblaunch_env(
+        &["fold", "18580ff3-3d30-4242-b9bf-6fe37f9ff5f1"],
+        &[("VBLAUNCH_VBOXMANAGE", script.as_os_str())],
+    );
+    let took = started.elapsed();
+    assert_eq!(r.code, 9, "{r}");
+    assert!(r.stderr.contains("did not finish within"), "{r}");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}: {r}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    assert!(
+        stat.is_empty()
+            || stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z')),
+        "the call's child {pid} survived: {stat}"
+    );
+}
