@@ -175,11 +175,10 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    #[cfg(unix)]
     fn mode(p: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
         std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
@@ -245,5 +244,25 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         private_dir(&p).unwrap();
         assert_eq!(mode(&p), 0o700);
+    }
+}
+
+#[cfg(test)]
+mod portable_tests {
+    use super::*;
+
+    /// On every OS: an atomic write creates, then replaces, and leaves no
+    /// temp file; the log opens for appending.
+    #[test]
+    fn atomic_writes_replace_and_leave_nothing_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sub").join("state.toml");
+        write_atomic(&f, b"one").unwrap();
+        write_atomic(&f, b"two").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(f.parent().unwrap()).unwrap().count(), 1);
+        let mut log = open_append(&d.path().join("sub").join("log")).unwrap();
+        log.write_all(b"x").unwrap();
+        private_dir(&d.path().join("sub")).unwrap();
     }
 }
