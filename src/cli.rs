@@ -55,7 +55,7 @@ const AFTER_HELP: &str = concat!(
         "   9  a VBoxManage command failed\n",
         "  10  after the fold VirtualBox does not hold what vblaunch expected\n",
         "  11  the VM did not start (the fold was kept)\n",
-        "  12  a file exists (or was changed) and --force was not given\n",
+        "  12  a file exists (or was changed) and --force was not given, or a symlink sits where vblaunch writes\n",
         "  13  a hook failed (before_fold: nothing was changed)"
 );
 
@@ -78,7 +78,8 @@ pub struct Global {
     pub no_wait: bool,
 
     /// Wait at most this long for VirtualBox to close (0 = do not wait)
-    #[arg(long, global = true, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=crate::config::limits::WAIT_TIMEOUT_SECS.1))]
     pub wait_timeout: Option<u64>,
 
     /// How to start the VM [default: config start_type, else gui]
@@ -162,7 +163,25 @@ pub enum ConfigAction {
 }
 
 pub fn parse() -> Cli {
-    Cli::parse_from(with_implicit_launch(std::env::args_os().collect()))
+    let args = with_implicit_launch(std::env::args_os().collect());
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A shortcut's window must stay open on a command-line error too
+            // (clap would print and exit at once).
+            let pause = e.use_stderr()
+                && args
+                    .iter()
+                    .skip(1)
+                    .take_while(|a| *a != "--")
+                    .any(|a| a == "--pause-on-error");
+            let _ = e.print();
+            if pause {
+                crate::after_failure(&e.to_string());
+            }
+            std::process::exit(e.exit_code());
+        }
+    }
 }
 
 /// `vblaunch [OPTIONS] VM [OPTIONS]` → `vblaunch [OPTIONS] launch VM [OPTIONS]`:

@@ -161,113 +161,235 @@ pub fn from_toml_str(text: &str, origin: &str) -> Result<ConfigFile> {
     Ok(file)
 }
 
-/// Where a key is, for errors found after parsing (best effort: first match).
-fn locate_key(text: &str, key: &str) -> String {
+/// The table a `[header]` line opens, as its key path (`[vm."A".hooks]` →
+/// `["vm", "A", "hooks"]`), parsed by toml itself so quoting is right.
+fn header_path(line: &str) -> Option<Vec<String>> {
+    let t = line.trim_start();
+    if !t.starts_with('[') || t.starts_with("[[") {
+        return None;
+    }
+    let mut v: toml::Table = toml::from_str(&format!("{t}\n")).ok()?;
+    let mut path = Vec::new();
+    loop {
+        if v.len() != 1 {
+            return Some(path);
+        }
+        let (k, inner) = v.into_iter().next()?;
+        path.push(k);
+        match inner {
+            toml::Value::Table(t) => v = t,
+            _ => return Some(path),
+        }
+    }
+}
+
+/// `:line` of `key` in the table at `table` (`[]` = top level, `["vm",
+/// "A"]`, `["hooks"]`, …), also written as a dotted key; else the first line
+/// that starts with `key`; else nothing.
+fn locate(text: &str, table: &[&str], key: &str) -> String {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
+            .collect::<String>()
+    };
+    let mut current: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(h) = header_path(line) {
+            current = h;
+            continue;
+        }
+        if current.len() > table.len() || current.iter().zip(table).any(|(a, b)| a != b) {
+            continue;
+        }
+        let Some((lhs, _)) = line.split_once('=') else {
+            continue;
+        };
+        let mut want: Vec<&str> = table[current.len()..].to_vec();
+        want.push(key);
+        if norm(lhs) == norm(&want.join(".")) {
+            return format!(":{}", i + 1);
+        }
+    }
     text.lines()
         .position(|l| l.trim_start().starts_with(key))
         .map(|i| format!(":{}", i + 1))
         .unwrap_or_default()
 }
 
+/// The longest snapshot name accepted (characters). VirtualBox has no
+/// documented limit, but the name travels on every command line.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// Allowed ranges of the numeric settings (inclusive). Upper bounds keep
+/// every duration addable to the clock and every size in range.
+pub mod limits {
+    /// 7 days: a single VBoxManage call (merges are not limited by it).
+    pub const CALL_TIMEOUT_SECS: (u64, u64) = (1, 7 * 86_400);
+    pub const MERGE_STALL_WARNING_SECS: (u64, u64) = (1, 86_400);
+    /// 1 year (0 = do not wait).
+    pub const WAIT_TIMEOUT_SECS: (u64, u64) = (0, 365 * 86_400);
+    pub const WAIT_POLL_MS: (u64, u64) = (10, 600_000);
+    /// 7 days.
+    pub const HOOK_TIMEOUT_SECS: (u64, u64) = (1, 7 * 86_400);
+    /// 1 PiB (2^30 MiB): in bytes still far from u64's end.
+    pub const MERGE_FREE_SPACE_MARGIN_MB: (u64, u64) = (0, 1 << 30);
+    pub const SETTINGS_BACKUPS: (u64, u64) = (1, 1000);
+    pub const KEEP: (u64, u64) = (1, super::MAX_KEEP as u64);
+}
+
+/// Whether `name` is a label vblaunch gives restore points (`previous`,
+/// `previous-N`): a snapshot name equal to one would be renamed into it.
+fn is_restore_point_label(name: &str) -> bool {
+    name == "previous"
+        || name
+            .strip_prefix("previous-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn validate(file: &ConfigFile, text: &str, origin: &str) -> Result<()> {
-    let tables = std::iter::once((
-        None,
+    let err = |table: &[&str], key: &str, msg: String| {
+        let wher = match table {
+            [] => String::new(),
+            t => format!(
+                " in [{}]",
+                t.iter()
+                    .map(
+                        |p| if p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                            p.to_string()
+                        } else {
+                            format!("{p:?}")
+                        }
+                    )
+                    .collect::<Vec<_>>()
+                    .join(".")
+            ),
+        };
+        fail(
+            Code::Usage,
+            format!("{origin}{}: {key}{wher} {msg}", locate(text, table, key)),
+        )
+    };
+    let range = |table: &[&str], key: &str, v: Option<u64>, (lo, hi): (u64, u64)| match v {
+        Some(v) if v < lo || v > hi => Err(err(
+            table,
+            key,
+            format!("must be between {lo} and {hi} (got {v})"),
+        )),
+        _ => Ok(()),
+    };
+    let global = (
+        Vec::<&str>::new(),
         file.snapshot_name.as_ref(),
         file.guard_processes.as_ref(),
-    ))
-    .chain(file.vm.iter().map(|(name, t)| {
+        file.keep,
+        file.wait_timeout_secs,
+        file.hooks.as_ref(),
+    );
+    let tables = std::iter::once(global).chain(file.vm.iter().map(|(name, t)| {
         (
-            Some(name),
+            vec!["vm", name.as_str()],
             t.snapshot_name.as_ref(),
             t.guard_processes.as_ref(),
+            t.keep,
+            t.wait_timeout_secs,
+            t.hooks.as_ref(),
         )
     }));
-    for (vm, snap, guard) in tables {
-        let wher = match vm {
-            Some(v) => format!(" in [vm.\"{v}\"]"),
-            None => String::new(),
-        };
+    for (table, snap, guard, keep, wait_timeout, hooks) in tables {
         if let Some(s) = snap {
-            if s.trim().is_empty() || s.contains(['\n', '\r']) || looks_like_uuid(s) {
-                return Err(fail(
-                    Code::Usage,
-                    format!(
-                        "{origin}{}: snapshot_name{wher} must be a non-empty single-line name that is not a UUID (got {s:?})",
-                        locate_key(text, "snapshot_name")
-                    ),
+            if s.trim().is_empty() || s.chars().any(char::is_control) || looks_like_uuid(s) {
+                return Err(err(
+                    &table,
+                    "snapshot_name",
+                    format!("must be a non-empty single-line name without control characters that is not a UUID (got {:?})", crate::logging::escape(&s.chars().take(40).collect::<String>())),
+                ));
+            }
+            let n = s.chars().count();
+            if n > MAX_NAME_CHARS {
+                return Err(err(
+                    &table,
+                    "snapshot_name",
+                    format!("must be at most {MAX_NAME_CHARS} characters long (got {n})"),
+                ));
+            }
+            if is_restore_point_label(s) {
+                return Err(err(
+                    &table,
+                    "snapshot_name",
+                    format!("must not be {s:?}: vblaunch names restore points \"previous\", \"previous-2\", …, so every fold would rename the current snapshot into one. Pick another name."),
                 ));
             }
         }
         if let Some(g) = guard {
             if g.iter().any(|p| p.trim().is_empty()) {
-                return Err(fail(
-                    Code::Usage,
-                    format!(
-                        "{origin}{}: guard_processes{wher} contains an empty process name",
-                        locate_key(text, "guard_processes")
-                    ),
+                return Err(err(
+                    &table,
+                    "guard_processes",
+                    "contains an empty process name".into(),
                 ));
             }
         }
-    }
-    let keeps = std::iter::once(file.keep).chain(file.vm.values().map(|t| t.keep));
-    for k in keeps.flatten() {
-        if !(1..=MAX_KEEP).contains(&k) {
-            return Err(fail(
-                Code::Usage,
-                format!(
-                    "{origin}{}: keep must be between 1 and {MAX_KEEP} (got {k})",
-                    locate_key(text, "keep")
-                ),
-            ));
-        }
-    }
-    let hook_tables = std::iter::once(file.hooks.as_ref())
-        .chain(file.vm.values().map(|t| t.hooks.as_ref()))
-        .flatten();
-    for h in hook_tables {
-        for (name, argv) in [
-            ("before_fold", &h.before_fold),
-            ("after_fold", &h.after_fold),
-            ("after_start", &h.after_start),
-            ("after_exit", &h.after_exit),
-        ] {
-            if let Some(argv) = argv {
-                if argv.first().is_none_or(|p| p.trim().is_empty()) {
-                    return Err(fail(
-                        Code::Usage,
-                        format!(
-                            "{origin}{}: the {name} hook must be a non-empty argv array, e.g. [\"restic\", \"backup\", \"…\"]",
-                            locate_key(text, name)
-                        ),
-                    ));
+        range(&table, "keep", keep.map(u64::from), limits::KEEP)?;
+        range(
+            &table,
+            "wait_timeout_secs",
+            wait_timeout,
+            limits::WAIT_TIMEOUT_SECS,
+        )?;
+        if let Some(h) = hooks {
+            let mut ht = table.clone();
+            ht.push("hooks");
+            for (name, argv) in [
+                ("before_fold", &h.before_fold),
+                ("after_fold", &h.after_fold),
+                ("after_start", &h.after_start),
+                ("after_exit", &h.after_exit),
+            ] {
+                if let Some(argv) = argv {
+                    if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                        return Err(err(
+                            &ht,
+                            name,
+                            "must be a non-empty argv array, e.g. [\"restic\", \"backup\", \"…\"]"
+                                .into(),
+                        ));
+                    }
                 }
             }
+            range(
+                &ht,
+                "timeout_secs",
+                h.timeout_secs,
+                limits::HOOK_TIMEOUT_SECS,
+            )?;
         }
     }
-    if file.settings_backups == Some(0) {
-        return Err(fail(
-            Code::Usage,
-            format!(
-                "{origin}{}: settings_backups must be at least 1",
-                locate_key(text, "settings_backups")
-            ),
-        ));
-    }
-    for (key, v) in [
-        ("call_timeout_secs", file.call_timeout_secs),
-        ("merge_stall_warning_secs", file.merge_stall_warning_secs),
-    ] {
-        if v == Some(0) {
-            return Err(fail(
-                Code::Usage,
-                format!(
-                    "{origin}{}: {key} must be at least 1",
-                    locate_key(text, key)
-                ),
-            ));
-        }
-    }
+    let top: &[&str] = &[];
+    range(
+        top,
+        "settings_backups",
+        file.settings_backups.map(u64::from),
+        limits::SETTINGS_BACKUPS,
+    )?;
+    range(
+        top,
+        "call_timeout_secs",
+        file.call_timeout_secs,
+        limits::CALL_TIMEOUT_SECS,
+    )?;
+    range(
+        top,
+        "merge_stall_warning_secs",
+        file.merge_stall_warning_secs,
+        limits::MERGE_STALL_WARNING_SECS,
+    )?;
+    range(top, "wait_poll_ms", file.wait_poll_ms, limits::WAIT_POLL_MS)?;
+    range(
+        top,
+        "merge_free_space_margin_mb",
+        file.merge_free_space_margin_mb,
+        limits::MERGE_FREE_SPACE_MARGIN_MB,
+    )?;
     Ok(())
 }
 
@@ -286,6 +408,18 @@ pub fn looks_like_uuid(s: &str) -> bool {
 /// Load the config. `explicit` (from `--config` or `VBLAUNCH_CONFIG`) must
 /// exist; the default path may be absent (built-in defaults then).
 pub fn load(path: &Path, explicit: bool) -> Result<Config> {
+    // A FIFO or device would block the read (or never end): refuse it.
+    if let Ok(md) = std::fs::metadata(path) {
+        if !md.is_file() {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "config file {} is not a regular file; pass a TOML file",
+                    path.display()
+                ),
+            ));
+        }
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Config {
             file: from_toml_str(&text, &path.display().to_string())?,
@@ -549,5 +683,222 @@ vboxmanage = "/opt/vb/VBoxManage"
         assert!(looks_like_uuid("18580ff3-3d30-4242-b9bf-6fe37f9ff5f1"));
         assert!(looks_like_uuid("{18580ff3-3d30-4242-b9bf-6fe37f9ff5f1}"));
         assert!(!looks_like_uuid("current"));
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_line_and_range() {
+        for (text, key, line) in [
+            (
+                "call_timeout_secs = 9223372036854775807\n",
+                "call_timeout_secs",
+                1,
+            ),
+            (
+                "keep = 1\n[hooks]\ntimeout_secs = 9223372036854775807\n",
+                "timeout_secs",
+                3,
+            ),
+            ("[hooks]\ntimeout_secs = 0\n", "timeout_secs", 2),
+            (
+                "merge_free_space_margin_mb = 17592186044416\n",
+                "merge_free_space_margin_mb",
+                1,
+            ),
+            (
+                "wait_timeout_secs = 18446744073709551615\n",
+                "wait_timeout_secs",
+                1,
+            ),
+            ("wait_poll_ms = 1\n", "wait_poll_ms", 1),
+            ("settings_backups = 0\n", "settings_backups", 1),
+            (
+                "merge_stall_warning_secs = 0\n",
+                "merge_stall_warning_secs",
+                1,
+            ),
+            (
+                "[vm.\"A\"]\nwait_timeout_secs = 99999999999\n",
+                "wait_timeout_secs",
+                2,
+            ),
+            ("[vm.\"A\".hooks]\ntimeout_secs = 0\n", "timeout_secs", 2),
+        ] {
+            let err = match from_toml_str(text, "c.toml") {
+                Err(e) => e,
+                Ok(f) => panic!("{text:?} was accepted: {f:?}"),
+            };
+            let msg = format!("{err:#}");
+            assert!(
+                msg.starts_with(&format!("c.toml:{line}: {key}")),
+                "{text:?}: {msg}"
+            );
+            assert!(msg.contains("must be between"), "{msg}");
+            assert_eq!(crate::exit::code_of(&err), Code::Usage);
+        }
+        let ok = "call_timeout_secs = 604800\nmerge_free_space_margin_mb = 1073741824\nwait_timeout_secs = 0\n[hooks]\ntimeout_secs = 1\n";
+        let e = Config {
+            file: from_toml_str(ok, "c.toml").unwrap(),
+            path: None,
+        }
+        .effective(&["x"]);
+        assert_eq!(e.merge_margin, 1 << 50);
+        assert!(std::time::Instant::now()
+            .checked_add(e.call_timeout)
+            .is_some());
+    }
+
+    #[test]
+    fn a_snapshot_name_that_is_a_restore_point_label_is_refused() {
+        for (text, line) in [
+            ("keep = 2\nsnapshot_name = \"previous\"\n", 2),
+            ("keep = 3\nsnapshot_name = \"previous-2\"\n", 2),
+            (
+                "snapshot_name = \"ok\"\n[vm.\"A\"]\nkeep = 2\nsnapshot_name = \"previous-7\"\n",
+                4,
+            ),
+        ] {
+            let err = from_toml_str(text, "c.toml").unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.starts_with(&format!("c.toml:{line}: snapshot_name")),
+                "{msg}"
+            );
+            assert!(msg.contains("restore points"), "{msg}");
+        }
+        assert!(from_toml_str("snapshot_name = \"previously\"\n", "c.toml").is_ok());
+        assert!(from_toml_str("snapshot_name = \"previous-x\"\n", "c.toml").is_ok());
+    }
+
+    #[test]
+    fn snapshot_names_are_bounded_and_free_of_control_characters() {
+        let long = format!("snapshot_name = \"{}\"\n", "x".repeat(MAX_NAME_CHARS + 1));
+        let msg = format!("{:#}", from_toml_str(&long, "c.toml").unwrap_err());
+        assert!(msg.contains(&format!("at most {MAX_NAME_CHARS}")), "{msg}");
+        assert!(msg.len() < 400, "the name is not echoed whole: {msg}");
+        let ok = format!("snapshot_name = \"{}\"\n", "é".repeat(MAX_NAME_CHARS));
+        assert!(from_toml_str(&ok, "c.toml").is_ok());
+        assert!(from_toml_str("snapshot_name = \"a\\u001bb\"\n", "c.toml").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_path_that_is_not_a_regular_file_is_refused_without_reading() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo.toml");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = load(&fifo, true).unwrap_err();
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+        assert_eq!(crate::exit::code_of(&err), Code::Usage);
+        assert!(load(d.path(), false).is_err(), "a folder");
+    }
+
+    /// Property: for any text built from config fragments (valid and
+    /// invalid keys, values at and beyond every limit, broken syntax), the
+    /// loader returns an error or a config whose effective settings are
+    /// usable (durations addable to the clock), and never panics.
+    #[test]
+    fn the_loader_returns_an_error_or_a_usable_config_never_a_panic() {
+        let keys = [
+            "call_timeout_secs",
+            "merge_stall_warning_secs",
+            "wait_timeout_secs",
+            "wait_poll_ms",
+            "merge_free_space_margin_mb",
+            "settings_backups",
+            "keep",
+            "timeout_secs",
+            "snapshot_name",
+            "guard_processes",
+            "quick_read",
+            "start_type",
+            "before_fold",
+            "wait",
+        ];
+        let values = [
+            "0",
+            "1",
+            "-1",
+            "10",
+            "604800",
+            "604801",
+            "1073741824",
+            "1073741825",
+            "9223372036854775807",
+            "18446744073709551615",
+            "1e9",
+            "\"previous\"",
+            "\"previous-2\"",
+            "\"\"",
+            "\"x\"",
+            "[]",
+            "[\"\"]",
+            "[\"a\"]",
+            "true",
+            "\"always\"",
+            "\"gui\"",
+            "{}",
+            "\"a\\nb\"",
+            "\"12345678-1234-1234-1234-123456789abc\"",
+            "\"\u{1F600}\"",
+        ];
+        let headers = [
+            "",
+            "[hooks]",
+            "[vm.\"A\"]",
+            "[vm.\"A\".hooks]",
+            "[vm.\"\"]",
+            "[[vm]]",
+            "[vm",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..1 + next(6) {
+                match next(8) {
+                    0 => text.push_str(headers[next(headers.len())]),
+                    1 => text.push_str("= ="),
+                    _ => text.push_str(&format!(
+                        "{} = {}",
+                        keys[next(keys.len())],
+                        values[next(values.len())]
+                    )),
+                }
+                text.push('\n');
+            }
+            let result = std::panic::catch_unwind(|| {
+                from_toml_str(&text, "p.toml").map(|file| {
+                    let c = Config { file, path: None };
+                    let e = c.effective(&["A"]);
+                    let now = std::time::Instant::now();
+                    for d in [
+                        Some(e.call_timeout),
+                        Some(e.merge_stall_warning),
+                        Some(e.wait_poll),
+                        Some(e.hooks.timeout),
+                        e.wait_timeout,
+                    ] {
+                        assert!(now.checked_add(d.unwrap_or_default()).is_some());
+                    }
+                    assert!(e.keep >= 1 && e.settings_backups >= 1);
+                })
+            });
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    assert_eq!(crate::exit::code_of(&err), Code::Usage, "{text:?}: {err:#}")
+                }
+                Err(_) => panic!("the loader panicked on {text:?}"),
+            }
+        }
     }
 }

@@ -33,7 +33,8 @@ pub enum Code {
     Verification = 10,
     /// The fold succeeded but the VM did not start.
     StartFailed = 11,
-    /// A file vblaunch would write (or remove) exists (or was changed); nothing was done.
+    /// A file vblaunch would write (or remove) exists (or was changed), or a
+    /// symbolic link sits where it would write; nothing was done.
     Exists = 12,
     /// A hook failed (a failing before_fold hook stops the launch before any change).
     HookFailed = 13,
@@ -60,7 +61,7 @@ Exit codes:
    9  a VBoxManage command failed
   10  after the fold VirtualBox does not hold what vblaunch expected
   11  the VM did not start (the fold was kept)
-  12  a file exists (or was changed) and --force was not given
+  12  a file exists (or was changed) and --force was not given, or a symlink sits where vblaunch writes
   13  a hook failed (before_fold: nothing was changed)";
 
 /// A failure the exit status must reflect.

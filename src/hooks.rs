@@ -4,7 +4,8 @@
 //! `after_start`, `after_exit`. Each is an argv array, never a shell string
 //! (write `["sh", "-c", "…"]` to get a shell). Each gets `VBLAUNCH_VM`,
 //! `VBLAUNCH_VM_UUID`, `VBLAUNCH_VM_DIR`, `VBLAUNCH_BASE_DISKS` (paths joined
-//! with the OS path-list separator) and `VBLAUNCH_EVENT`, runs with a timeout
+//! with the OS path-list separator; see [`env`] for the forms that survive a
+//! path containing it) and `VBLAUNCH_EVENT`, runs with a timeout
 //! (killed with its children when it runs out), and its output goes to the
 //! log. A failing `before_fold` aborts the launch; the others warn. Hooks run
 //! while vblaunch holds the VM's lock, so no other fold changes the base
@@ -45,18 +46,53 @@ pub struct Vm {
     pub base_disks: Vec<PathBuf>,
 }
 
-/// The environment a hook gets (besides vblaunch's own).
+/// The environment a hook gets (besides vblaunch's own). The base disks
+/// come three ways: `VBLAUNCH_BASE_DISKS` (joined with the OS path-list
+/// separator, `:` or `;`: empty, with a warning, when a path contains that
+/// separator), and, surviving any path, `VBLAUNCH_BASE_DISK_COUNT` with
+/// `VBLAUNCH_BASE_DISK_1` … `_N`, and `VBLAUNCH_BASE_DISKS_JSON` (a JSON
+/// array of strings).
 pub fn env(event: Event, vm: &Vm) -> Vec<(String, String)> {
-    let disks = std::env::join_paths(&vm.base_disks)
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    vec![
+    let disks = match std::env::join_paths(&vm.base_disks) {
+        Ok(s) => s.to_string_lossy().into_owned(),
+        Err(_) => {
+            let sep = if cfg!(windows) { ';' } else { ':' };
+            let bad = vm
+                .base_disks
+                .iter()
+                .find(|p| p.to_string_lossy().contains(sep))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            log::warn!(
+                "VBLAUNCH_BASE_DISKS is empty for this hook: the path {} contains '{sep}', the \
+                 separator of that list. Use VBLAUNCH_BASE_DISK_1 … VBLAUNCH_BASE_DISK_COUNT or \
+                 VBLAUNCH_BASE_DISKS_JSON instead.",
+                crate::logging::escape(&bad)
+            );
+            String::new()
+        }
+    };
+    let list: Vec<String> = vm
+        .base_disks
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut env: Vec<(String, String)> = vec![
         ("VBLAUNCH_EVENT".into(), event.name().into()),
         ("VBLAUNCH_VM".into(), vm.name.clone()),
         ("VBLAUNCH_VM_UUID".into(), vm.uuid.clone()),
         ("VBLAUNCH_VM_DIR".into(), vm.dir.display().to_string()),
         ("VBLAUNCH_BASE_DISKS".into(), disks),
-    ]
+        (
+            "VBLAUNCH_BASE_DISKS_JSON".into(),
+            serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()),
+        ),
+        ("VBLAUNCH_BASE_DISK_COUNT".into(), list.len().to_string()),
+    ];
+    for (i, p) in list.into_iter().enumerate() {
+        env.push((format!("VBLAUNCH_BASE_DISK_{}", i + 1), p));
+    }
+    env
 }
 
 /// Run one hook. Ok when it exits 0 in time.
@@ -179,5 +215,22 @@ mod tests {
                 .unwrap_or_default()
                 .contains(") Z ");
         assert!(!alive, "the hook's child {pid} survived the timeout");
+    }
+
+    #[test]
+    fn base_disks_survive_a_path_with_the_list_separator() {
+        let mut v = vm();
+        v.base_disks = vec!["/d/a:b.vdi".into(), "/d/c.vdi".into()];
+        let env: std::collections::HashMap<String, String> =
+            env(Event::AfterFold, &v).into_iter().collect();
+        assert_eq!(
+            env["VBLAUNCH_BASE_DISKS"], "",
+            "cannot be split right: empty"
+        );
+        assert_eq!(env["VBLAUNCH_BASE_DISK_COUNT"], "2");
+        assert_eq!(env["VBLAUNCH_BASE_DISK_1"], "/d/a:b.vdi");
+        assert_eq!(env["VBLAUNCH_BASE_DISK_2"], "/d/c.vdi");
+        let json: Vec<String> = serde_json::from_str(&env["VBLAUNCH_BASE_DISKS_JSON"]).unwrap();
+        assert_eq!(json, ["/d/a:b.vdi", "/d/c.vdi"]);
     }
 }

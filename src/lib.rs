@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod disk;
 pub mod exit;
+pub mod files;
 pub mod guard;
 pub mod hooks;
 pub mod lock;
@@ -173,8 +174,22 @@ pub fn report_error(err: &anyhow::Error) {
         text.push_str(&format!("\n  caused by: {cause}"));
     }
     log::error!(target: logging::FILE_ONLY, "{text}");
-    eprintln!("vblaunch: error: {text}");
-    eprintln!("(log file: {})", log_file_path().display());
+    eprintln!("vblaunch: error: {}", logging::sanitize(&text, "\n"));
+    if logging::has_log_file() {
+        eprintln!("(log file: {})", log_file_path().display());
+    }
+}
+
+/// After a failure with `--pause-on-error` (a shortcut launch): keep its
+/// window open, or (no terminal at all) tell the desktop, so that a failure
+/// is never silent.
+pub fn after_failure(message: &str) {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        pause_for_enter();
+    } else {
+        notify::failure("vblaunch", message);
+    }
 }
 
 /// After an error in a window that closes when vblaunch exits (a shortcut),

@@ -2,7 +2,7 @@
 //! (`std::fs::File::try_lock`: flock on Unix, LockFileEx on Windows) and held
 //! for the whole run. The OS releases it when the process dies, however it
 //! dies, so a stale lock cannot block the next launch (unlike a pid file).
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -37,16 +37,20 @@ pub fn file_name(key: &str) -> String {
 
 /// Take the lock for `key` (a VM name or UUID) without waiting.
 pub fn acquire(dir: &Path, key: &str, vm_label: &str) -> Result<VmLock> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create lock folder {}", dir.display()))?;
+    if let Some(data) = dir.parent() {
+        crate::files::private_dir(data)?;
+    }
+    crate::files::private_dir(dir)?;
     let path = dir.join(file_name(key));
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let mut file = crate::files::open(
+        &path,
+        crate::files::no_follow()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true),
+        "open lock file",
+    )?;
     match file.try_lock() {
         Ok(()) => {
             // For the curious (and the error below on Unix): who holds it.
@@ -82,7 +86,11 @@ pub fn acquire(dir: &Path, key: &str, vm_label: &str) -> Result<VmLock> {
 /// releases it at once.
 pub fn is_held(dir: &Path, key: &str) -> bool {
     let path = dir.join(file_name(key));
-    match OpenOptions::new().read(true).write(true).open(&path) {
+    match crate::files::open(
+        &path,
+        crate::files::no_follow().read(true).write(true),
+        "probe",
+    ) {
         Ok(f) => matches!(f.try_lock(), Err(TryLockError::WouldBlock)),
         Err(_) => false,
     }

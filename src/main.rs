@@ -12,17 +12,7 @@ fn main() -> ExitCode {
             let code = vblaunch::exit::code_of(&err);
             vblaunch::report_error(&err);
             if pause {
-                // A shortcut launch: keep its window open, or (no terminal at
-                // all) tell the desktop, so that a failure is never silent.
-                use std::io::IsTerminal;
-                if std::io::stdin().is_terminal() {
-                    vblaunch::pause_for_enter();
-                } else {
-                    vblaunch::notify::failure(
-                        "vblaunch",
-                        &format!("{}\n\n{err}", err.root_cause()),
-                    );
-                }
+                vblaunch::after_failure(&format!("{}\n\n{err}", err.root_cause()));
             }
             ExitCode::from(code.as_u8())
         }

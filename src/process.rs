@@ -48,8 +48,10 @@ pub struct CommandLine {
     pub env: Vec<(String, String)>,
     /// Variables removed from the child's environment (before `env` is set).
     pub env_remove: Vec<String>,
-    /// Run in a new process group, so that Ctrl-C in the terminal does not
-    /// kill a VBoxManage that is merging a disk.
+    /// Kept for callers' intent: every command now runs in a new process
+    /// group (Windows: a job object), so that Ctrl-C in the terminal does not
+    /// kill a VBoxManage that is merging a disk, and a deadline kills the
+    /// command with everything it started.
     pub detach_from_terminal_signals: bool,
 }
 
@@ -163,8 +165,35 @@ fn progress_values(stderr: &str) -> Vec<u32> {
 }
 
 enum Chunk {
+    Out(Vec<u8>),
     Err(Vec<u8>),
+    OutClosed,
     ErrClosed,
+}
+
+/// Read a pipe to its end on a thread, sending what arrives. The thread is
+/// never joined: a process the child left behind may hold the pipe open
+/// past the deadline, and vblaunch does not wait for it.
+fn drain(
+    mut pipe: impl Read + Send + 'static,
+    tx: mpsc::Sender<Chunk>,
+    wrap: fn(Vec<u8>) -> Chunk,
+    closed: Chunk,
+) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(wrap(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(closed);
+    });
 }
 
 /// The `Command` for a command line: argv and environment, stdin null,
@@ -185,7 +214,15 @@ fn command(cmd: &CommandLine, stderr: Stdio) -> Command {
     command
 }
 
+/// How long the pipes may stay open after the child exited (a process it
+/// left behind holds them): then its output so far is taken as all of it.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
 /// Run the command to completion (or its deadline), reporting events.
+///
+/// The child runs in its own process group (Windows: a job object), so that
+/// at the deadline it is killed with everything it started; vblaunch then
+/// returns at once, never waiting for pipes a leftover process holds.
 pub fn run(
     cmd: &CommandLine,
     deadline: Deadline,
@@ -193,55 +230,58 @@ pub fn run(
 ) -> Result<Output, RunError> {
     let shown = cmd.to_string();
     let mut command = command(cmd, Stdio::piped());
-    if cmd.detach_from_terminal_signals {
-        detach(&mut command);
-    }
+    // Always a group of its own (see `detach_from_terminal_signals`).
+    detach(&mut command);
     let start = Instant::now();
     let mut child = command.spawn().map_err(|source| RunError::Spawn {
         command: shown.clone(),
         source,
     })?;
+    let group = Group::new(&child);
 
-    let mut stdout_pipe = child.stdout.take().expect("piped stdout");
-    let mut stderr_pipe = child.stderr.take().expect("piped stderr");
-    let stdout_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout_pipe.read_to_end(&mut buf);
-        buf
-    });
     let (tx, rx) = mpsc::channel();
-    let stderr_thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        loop {
-            match stderr_pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx.send(Chunk::Err(buf[..n].to_vec())).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = tx.send(Chunk::ErrClosed);
-    });
+    drain(
+        child.stdout.take().expect("piped stdout"),
+        tx.clone(),
+        Chunk::Out,
+        Chunk::OutClosed,
+    );
+    drain(
+        child.stderr.take().expect("piped stderr"),
+        tx,
+        Chunk::Err,
+        Chunk::ErrClosed,
+    );
 
+    let mut stdout_bytes = Vec::new();
     let mut stderr_bytes = Vec::new();
     let mut reported = 0usize;
     let hard_deadline = match deadline {
-        Deadline::After(d) => Some(start + d),
+        Deadline::After(d) => start.checked_add(d),
         Deadline::Never { .. } => None,
     };
     let tick = match deadline {
         Deadline::After(d) => d,
         Deadline::Never { stall_warning } => stall_warning,
     };
+    // Check on the child this often while its pipes are open.
+    let poll = Duration::from_millis(100);
     let mut last_output = Instant::now();
+    let (mut out_open, mut err_open) = (true, true);
+    let mut exited: Option<(ExitStatus, Instant)> = None;
     let mut timed_out = false;
-    loop {
-        let wait = match hard_deadline {
-            Some(end) => match end.checked_duration_since(Instant::now()) {
-                Some(left) => left.min(tick),
-                None => {
+    while out_open || err_open {
+        let now = Instant::now();
+        if let Some((_, at)) = exited {
+            if now.duration_since(at) >= PIPE_GRACE {
+                log::debug!("`{shown}` exited; a process it left holds its output open");
+                break;
+            }
+        }
+        let mut wait = match hard_deadline {
+            Some(end) => match end.checked_duration_since(now) {
+                Some(left) if !left.is_zero() => left.min(tick),
+                _ => {
                     timed_out = true;
                     break;
                 }
@@ -250,7 +290,9 @@ pub fn run(
                 .saturating_sub(last_output.elapsed())
                 .max(Duration::from_millis(1)),
         };
+        wait = wait.min(poll);
         match rx.recv_timeout(wait) {
+            Ok(Chunk::Out(bytes)) => stdout_bytes.extend_from_slice(&bytes),
             Ok(Chunk::Err(bytes)) => {
                 last_output = Instant::now();
                 stderr_bytes.extend_from_slice(&bytes);
@@ -262,49 +304,55 @@ pub fn run(
                 }
                 reported = reported.max(values.len());
             }
-            Ok(Chunk::ErrClosed) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Ok(Chunk::OutClosed) => out_open = false,
+            Ok(Chunk::ErrClosed) => err_open = false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if hard_deadline.is_none() && last_output.elapsed() >= tick {
                     on_event(Event::Stalled(last_output.elapsed()));
                     last_output = Instant::now();
                 }
+                if exited.is_none() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        exited = Some((status, Instant::now()));
+                    }
+                }
             }
         }
     }
 
-    let status = if timed_out {
-        None
-    } else {
-        match hard_deadline {
+    let status = match (timed_out, exited) {
+        (true, _) => None,
+        (false, Some((status, _))) => Some(status),
+        (false, None) => match hard_deadline {
             Some(end) => {
                 let left = end.saturating_duration_since(Instant::now());
                 child.wait_timeout(left).ok().flatten()
             }
             None => child.wait().ok(),
-        }
+        },
     };
     let Some(status) = status else {
-        if cmd.detach_from_terminal_signals {
-            kill_group(child.id());
-        }
+        group.kill();
         let _ = child.kill();
         let _ = child.wait();
-        let _ = stderr_thread.join();
-        let _ = stdout_thread.join();
         return Err(RunError::TimedOut {
             command: shown,
             after: start.elapsed(),
             stderr: String::from_utf8_lossy(&stderr_bytes).into_owned(),
         });
     };
-    let _ = stderr_thread.join();
-    while let Ok(Chunk::Err(bytes)) = rx.try_recv() {
-        stderr_bytes.extend_from_slice(&bytes);
+    // What arrived between the last read and the exit.
+    while let Ok(chunk) = rx.try_recv() {
+        match chunk {
+            Chunk::Out(b) => stdout_bytes.extend_from_slice(&b),
+            Chunk::Err(b) => stderr_bytes.extend_from_slice(&b),
+            _ => {}
+        }
     }
-    let stdout = stdout_thread.join().unwrap_or_default();
     Ok(Output {
         status,
-        stdout: decode(&stdout),
+        stdout: decode(&stdout_bytes),
         stderr: decode(&stderr_bytes),
         duration: start.elapsed(),
     })
@@ -345,16 +393,98 @@ pub fn decode_code_page(cp: u32, bytes: &[u8]) -> String {
     enc.decode_without_bom_handling(bytes).0.into_owned()
 }
 
+/// The child and everything it starts: its process group on Unix (the
+/// child leads it), a job object on Windows. Killing it kills them all.
+struct Group {
+    #[cfg(unix)]
+    pgid: i32,
+    #[cfg(windows)]
+    job: Option<windows_job::Job>,
+}
+
+impl Group {
+    fn new(child: &std::process::Child) -> Group {
+        #[cfg(unix)]
+        {
+            Group {
+                pgid: child.id() as i32,
+            }
+        }
+        #[cfg(windows)]
+        {
+            Group {
+                job: windows_job::Job::for_child(child),
+            }
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            let _ = child;
+            Group {}
+        }
+    }
+
+    /// SIGKILL the whole group, then wait (briefly) until it is gone.
+    fn kill(&self) {
+        #[cfg(unix)]
+        kill_group(self.pgid as u32);
+        #[cfg(windows)]
+        if let Some(job) = &self.job {
+            job.terminate();
+        }
+    }
+}
+
 /// Kill a process group we created (the child is its leader), so that a
-/// program killed at its deadline takes what it started with it.
+/// program killed at its deadline takes what it started with it. Waits up
+/// to a second for the group's processes to be gone (a killed process is
+/// not gone the instant the signal is sent).
 #[cfg(unix)]
 fn kill_group(pgid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals that process group only.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until && group_has_live_members(pgid) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether a process group still has a member that is not a zombie (a
+/// zombie is dead; only its parent's wait removes it). Linux reads /proc;
+/// elsewhere signal 0 answers (zombies count as alive there).
+#[cfg(unix)]
+fn group_has_live_members(pgid: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        rd.flatten().any(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
+            // pid (comm) state ppid pgrp …; comm may contain spaces and ')'.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                return false;
+            };
+            let mut f = rest.split(' ');
+            let state = f.next().unwrap_or("");
+            let pgrp = f.nth(1).and_then(|p| p.parse::<i32>().ok());
+            pgrp == Some(pgid) && state != "Z" && state != "X"
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: signal 0 only checks for existence.
+        unsafe { libc::kill(-pgid, 0) == 0 }
+    }
 }
 
 #[cfg(not(unix))]
@@ -375,6 +505,57 @@ fn detach(command: &mut Command) {
 
 #[cfg(not(any(unix, windows)))]
 fn detach(_command: &mut Command) {}
+
+/// A job object holding a child and its descendants (Windows): terminating
+/// it ends them all; closing it (drop) leaves them running.
+#[cfg(windows)]
+mod windows_job {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::System::JobObjects::{
+        AssignProcessToJobObject, CreateJobObjectW, TerminateJobObject,
+    };
+
+    pub struct Job(HANDLE);
+
+    // SAFETY: a job handle may be used from any thread.
+    unsafe impl Send for Job {}
+
+    impl Job {
+        /// A new job with the child in it (None if Windows refuses; then only
+        /// the child itself is killed at a deadline).
+        pub fn for_child(child: &std::process::Child) -> Option<Job> {
+            // SAFETY: plain Win32 calls on handles we own or borrow.
+            unsafe {
+                let job = CreateJobObjectW(std::ptr::null(), std::ptr::null());
+                if job.is_null() {
+                    return None;
+                }
+                if AssignProcessToJobObject(job, child.as_raw_handle() as HANDLE) == 0 {
+                    CloseHandle(job);
+                    return None;
+                }
+                Some(Job(job))
+            }
+        }
+
+        pub fn terminate(&self) {
+            // SAFETY: the handle is ours and open.
+            unsafe {
+                TerminateJobObject(self.0, 1);
+            }
+        }
+    }
+
+    impl Drop for Job {
+        fn drop(&mut self) {
+            // SAFETY: closed once, here.
+            unsafe {
+                CloseHandle(self.0);
+            }
+        }
+    }
+}
 
 /// A long-running child that is killed (with its process group) when dropped.
 pub struct Background {
@@ -570,5 +751,67 @@ mod tests {
             Err(e) => panic!("expected a timeout, got {e}"),
             Ok(_) => panic!("expected a timeout"),
         }
+    }
+
+    /// Whether a process is alive (not a zombie).
+    #[cfg(target_os = "linux")]
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+    }
+
+    /// A wrapper script that runs a long child (not `exec`): at the deadline
+    /// the whole group dies and run returns at once, not when the child's
+    /// child would have closed the pipes.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_deadline_kills_the_childs_children_and_does_not_wait_for_their_pipes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let cmd = CommandLine::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("sleep 30 & echo $! > \"$1\"; wait; true")
+            .arg("sh")
+            .arg(&pidfile);
+        let started = Instant::now();
+        let err = run(
+            &cmd,
+            Deadline::After(Duration::from_millis(500)),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, RunError::TimedOut { .. }), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(!alive(&pid), "the grandchild {pid} survived");
+    }
+
+    /// A child that exits leaving a process that holds its output open: its
+    /// result is taken shortly after it exits, and the process is left alone.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_child_that_exits_is_done_even_if_its_leftover_holds_the_pipes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let cmd = CommandLine::new(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("sleep 30 & echo $! > \"$1\"; echo done")
+            .arg("sh")
+            .arg(&pidfile);
+        let started = Instant::now();
+        let out = run(&cmd, Deadline::After(Duration::from_secs(20)), &mut |_| {}).unwrap();
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let _ = Command::new("kill").arg(pid.trim()).status();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, "done\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -9,7 +9,6 @@
 //!
 //! Files are written atomically (temp file, fsync, rename), so a power cut
 //! leaves the old or the new file, never a torn one.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -47,23 +46,9 @@ pub fn load(data_dir: &Path, vm_uuid: &str) -> Result<VmState> {
     }
 }
 
-/// Write `bytes` to `path` atomically.
+/// Write `bytes` to `path` atomically, as a private file (see `files`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("a file path has a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    // Make the rename itself durable where the OS allows opening a directory.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::files::write_atomic(path, bytes)
 }
 
 pub fn save(data_dir: &Path, vm_uuid: &str, state: &VmState) -> Result<()> {
@@ -333,24 +318,124 @@ impl Drop for JournalWriter {
     }
 }
 
+/// The name of a backup folder vblaunch made: `YYYY-MM-DDTHH-MM-SSZ`, then
+/// optionally `-doctor`, then optionally `-N` (N ≥ 2, a second one in the
+/// same second). Returns the sort key (time, doctor, N), so that `…Z-10`
+/// sorts after `…Z-9`.
+fn backup_name_key(name: &str) -> Option<(String, bool, u32)> {
+    let b = name.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let stamp_ok = b[..20].iter().enumerate().all(|(i, c)| match i {
+        4 | 7 | 13 | 16 => *c == b'-',
+        10 => *c == b'T',
+        19 => *c == b'Z',
+        _ => c.is_ascii_digit(),
+    });
+    if !stamp_ok {
+        return None;
+    }
+    let mut rest = &name[20..];
+    let doctor = match rest.strip_prefix("-doctor") {
+        Some(r) => {
+            rest = r;
+            true
+        }
+        None => false,
+    };
+    let n = match rest.strip_prefix('-') {
+        None if rest.is_empty() => 1,
+        Some(d) if !d.is_empty() && d.len() <= 4 && d.bytes().all(|c| c.is_ascii_digit()) => {
+            d.parse().ok().filter(|n| *n >= 2)?
+        }
+        _ => return None,
+    };
+    Some((name[..20].to_string(), doctor, n))
+}
+
+/// Whether a file in a backup folder is one vblaunch writes there: a copy of
+/// a settings file (`.vbox`, `.vbox-prev`, `.vbox-tmp`) or of the global
+/// registry (`VirtualBox.xml`, `-prev`), as a regular file.
+fn is_backup_file(e: &std::fs::DirEntry) -> bool {
+    let name = e.file_name();
+    let name = name.to_string_lossy();
+    let known = [".vbox", ".vbox-prev", ".vbox-tmp", ".xml", ".xml-prev"]
+        .iter()
+        .any(|s| name.ends_with(s));
+    known && e.file_type().is_ok_and(|t| t.is_file())
+}
+
+/// The backup folders in `root` that are vblaunch's own, oldest first: a
+/// real folder (not a link) with a name vblaunch gives, holding only copies
+/// vblaunch makes. Anything else there is the user's, and never touched.
+fn own_backups(root: &Path) -> Vec<PathBuf> {
+    if crate::files::is_link(root) {
+        return Vec::new();
+    }
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut all: Vec<((String, bool, u32), PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let key = backup_name_key(&e.file_name().to_string_lossy())?;
+            let only_ours = std::fs::read_dir(e.path())
+                .ok()?
+                .all(|f| f.is_ok_and(|f| is_backup_file(&f)));
+            only_ours.then(|| (key, e.path()))
+        })
+        .collect();
+    all.sort();
+    all.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Delete a backup folder vblaunch made: its files one by one, then the
+/// folder (never recursively: what is not vblaunch's stays).
+fn remove_backup(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for f in rd.flatten() {
+            if is_backup_file(&f) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+    if let Err(e) = std::fs::remove_dir(dir) {
+        log::debug!("kept {}: {e}", dir.display());
+    }
+}
+
+/// The folder the VM's settings backups go in, created private (a link
+/// there is refused).
+pub fn backups_root(data_dir: &Path, vm_uuid: &str) -> Result<PathBuf> {
+    let vms = data_dir.join("vms");
+    let root = dir(data_dir, vm_uuid).join("settings-backups");
+    crate::files::private_dir(data_dir)?;
+    for d in [vms.as_path(), root.parent().unwrap_or(&vms), root.as_path()] {
+        crate::files::private_dir(d)?;
+    }
+    Ok(root)
+}
+
 /// Copy the VM's settings files into a new timestamped backup folder and
-/// keep only the newest `keep` folders. Returns the folder.
+/// keep only the newest `keep` of vblaunch's folders. Returns the folder.
+/// The copies keep their source's permissions, never wider than 0600.
 pub fn backup_settings(
     data_dir: &Path,
     vm_uuid: &str,
     cfg_file: &Path,
     keep: usize,
 ) -> Result<PathBuf> {
-    let root = dir(data_dir, vm_uuid).join("settings-backups");
+    let root = backups_root(data_dir, vm_uuid)?;
     let stamp = now().replace(':', "-");
     let mut target = root.join(&stamp);
     let mut n = 1;
-    while target.exists() {
+    while std::fs::symlink_metadata(&target).is_ok() {
         n += 1;
         target = root.join(format!("{stamp}-{n}"));
     }
-    std::fs::create_dir_all(&target)
-        .with_context(|| format!("cannot create {}", target.display()))?;
+    crate::files::create_dir(&target)?;
     let mut copied = 0;
     for suffix in ["", "-prev"] {
         let mut name = cfg_file
@@ -362,7 +447,14 @@ pub fn backup_settings(
         if src.is_file() {
             let data =
                 std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
-            write_atomic(&target.join(&name), &data)?;
+            #[cfg(unix)]
+            let mode = {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(&src).map_or(0o600, |m| m.permissions().mode() & 0o600)
+            };
+            #[cfg(not(unix))]
+            let mode = 0o600;
+            crate::files::write_atomic_mode(&target.join(&name), &data, mode | 0o400)?;
             copied += 1;
         }
     }
@@ -373,30 +465,17 @@ pub fn backup_settings(
             cfg_file.display()
         );
     }
-    let mut all: Vec<PathBuf> = std::fs::read_dir(&root)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    all.sort();
+    let all = own_backups(&root);
     let excess = all.len().saturating_sub(keep.max(1));
     for old in &all[..excess] {
-        let _ = std::fs::remove_dir_all(old);
+        remove_backup(old);
     }
     Ok(target)
 }
 
-/// The settings backups of a VM, oldest first.
+/// vblaunch's settings backups of a VM, oldest first.
 pub fn settings_backups(data_dir: &Path, vm_uuid: &str) -> Vec<PathBuf> {
-    let root = dir(data_dir, vm_uuid).join("settings-backups");
-    let mut all: Vec<PathBuf> = match std::fs::read_dir(&root) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    all.sort();
-    all
+    own_backups(&dir(data_dir, vm_uuid).join("settings-backups"))
 }
 
 #[cfg(test)]
@@ -580,5 +659,92 @@ mod tests {
         );
         assert!(!made[0].exists(), "the oldest was pruned");
         assert!(backup_settings(d.path(), "vm", &vmdir.join("none.vbox"), 3).is_err());
+    }
+
+    fn vm_files(d: &Path) -> PathBuf {
+        let vmdir = d.join("My VM");
+        std::fs::create_dir_all(&vmdir).unwrap();
+        let cfg = vmdir.join("My VM.vbox");
+        std::fs::write(&cfg, "settings").unwrap();
+        cfg
+    }
+
+    #[test]
+    fn pruning_deletes_only_vblaunchs_own_backups() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = vm_files(d.path());
+        let root = dir(d.path(), "vm").join("settings-backups");
+        std::fs::create_dir_all(&root).unwrap();
+        // The user's folders: a foreign name, and a vblaunch-like name with
+        // a file vblaunch never writes.
+        let notes = root.join("0-my-notes");
+        std::fs::create_dir(&notes).unwrap();
+        std::fs::write(notes.join("todo.txt"), "mine").unwrap();
+        let lookalike = root.join("2000-01-01T00-00-00Z");
+        std::fs::create_dir(&lookalike).unwrap();
+        std::fs::write(lookalike.join("photo.jpg"), "mine").unwrap();
+        for _ in 0..5 {
+            backup_settings(d.path(), "vm", &cfg, 2).unwrap();
+        }
+        assert!(notes.join("todo.txt").exists());
+        assert!(lookalike.join("photo.jpg").exists());
+        assert_eq!(settings_backups(d.path(), "vm").len(), 2);
+    }
+
+    #[test]
+    fn backups_sort_by_time_then_number() {
+        assert!(
+            backup_name_key("2026-12-01T14-14-50Z-10") > backup_name_key("2026-12-01T14-14-50Z-9")
+        );
+        assert!(backup_name_key("2026-12-01T14-14-50Z-doctor").is_some());
+        assert!(backup_name_key("2026-12-01T14-14-50Z-doctor-3").is_some());
+        for bad in [
+            "0-my-notes",
+            "2026-12-01T14-14-50Z-1",
+            "2026-12-01T14-14-50Zx",
+            "2026-12-01T14-14-50Z-",
+        ] {
+            assert_eq!(backup_name_key(bad), None, "{bad}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_backup_folder_is_refused_and_what_it_points_at_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = vm_files(d.path());
+        let projects = d.path().join("projects");
+        for p in ["2000-01-01T00-00-00Z", "2000-01-01T00-00-01Z"] {
+            std::fs::create_dir_all(projects.join(p)).unwrap();
+            std::fs::write(projects.join(p).join("x.vbox"), "a project").unwrap();
+        }
+        let vmdir = dir(d.path(), "vm");
+        std::fs::create_dir_all(&vmdir).unwrap();
+        let root = vmdir.join("settings-backups");
+        std::os::unix::fs::symlink(&projects, &root).unwrap();
+        let err = backup_settings(d.path(), "vm", &cfg, 1).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&root.display().to_string()),
+            "{err:#}"
+        );
+        assert_eq!(std::fs::read_dir(&projects).unwrap().count(), 2);
+        assert!(settings_backups(d.path(), "vm").is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn backups_are_private_and_never_wider_than_the_source() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let cfg = vm_files(d.path());
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let b = backup_settings(d.path(), "vm", &cfg, 1).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&b.join("My VM.vbox")), 0o600);
+        assert_eq!(mode(&b), 0o700);
+        assert_eq!(mode(&dir(d.path(), "vm")), 0o700);
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let b = backup_settings(d.path(), "vm", &cfg, 1).unwrap();
+        assert_eq!(mode(&b.join("My VM.vbox")), 0o400);
     }
 }

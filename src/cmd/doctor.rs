@@ -186,6 +186,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             fixable.len()
         );
     }
+    if target.uuid.is_none() && target.info.is_none() {
+        return Err(fail(
+            Code::VmNotFound,
+            format!(
+                "VirtualBox has no VM '{}' and vblaunch has no record of one; nothing to check \
+                 (names are case-sensitive; `vblaunch list` shows the registered VMs)",
+                crate::logging::escape(&args.vm)
+            ),
+        ));
+    }
     finish(&checks, &args.vm)
 }
 
@@ -1295,6 +1305,7 @@ fn record_checks(
         }
     }
     match crate::state::load_journal(&ctx.data_dir, uuid) {
+        // Only this VM's steps (a journal may record another VM's).
         Ok(j) => {
             let exists = |u: &str| t.info.as_ref().is_none_or(|vm| vm.snapshot(u).is_some());
             let incomplete: Vec<_> = j
@@ -1324,7 +1335,7 @@ fn record_checks(
                     .recovery(fold_line)
                     .fix(Fix::Fold),
                 );
-            } else if let Some(e) = j.unfinished() {
+            } else if let Some(e) = j.unfinished().filter(|e| e.vm == uuid) {
                 out.push(
                     check(
                         Level::Warn,
@@ -1337,7 +1348,7 @@ fn record_checks(
                     .recovery(fold_line)
                     .fix(Fix::Fold),
                 );
-            } else if let Some(e) = j.failed() {
+            } else if let Some(e) = j.failed().filter(|e| e.vm == uuid) {
                 out.push(
                     check(
                         Level::Warn,
@@ -1422,18 +1433,17 @@ fn human(b: u64) -> String {
 
 /// A new folder in the VM's settings backups for what doctor replaces.
 fn doctor_backup_dir(ctx: &Context, uuid: &str) -> Result<PathBuf> {
-    let root = crate::state::dir(&ctx.data_dir, uuid).join("settings-backups");
+    let root = crate::state::backups_root(&ctx.data_dir, uuid)?;
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
     let mut target = root.join(format!("{stamp}-doctor"));
     let mut n = 1;
-    while target.exists() {
+    while std::fs::symlink_metadata(&target).is_ok() {
         n += 1;
         target = root.join(format!("{stamp}-doctor-{n}"));
     }
-    std::fs::create_dir_all(&target)
-        .with_context(|| format!("cannot create {}", target.display()))?;
+    crate::files::create_dir(&target)?;
     Ok(target)
 }
 
@@ -1476,12 +1486,8 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
         return Ok("the fold finished".to_string());
     }
     // Preconditions: no other vblaunch, VirtualBox's windows closed.
+    // The VM's identity is its UUID (the lock every vblaunch takes).
     let _lock = crate::lock::acquire(&ctx.locks_dir(), &uuid, &t.label)?;
-    let _lock2 = if vm_arg != uuid {
-        Some(crate::lock::acquire(&ctx.locks_dir(), vm_arg, &t.label)?)
-    } else {
-        None
-    };
     let eff = ctx.config.effective(&[vm_arg, &uuid]);
     let running = crate::guard::Scanner::new()?.scan(&eff.guard_processes)?;
     if !running.is_empty() {
@@ -1597,7 +1603,7 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
             if registered {
                 vb.unregister_vm(&uuid)?;
             }
-            crate::state::write_atomic(&cfg, &good)?;
+            crate::files::write_atomic_mode(&cfg, &good, crate::files::FILE_MODE)?;
             let result = vb.register_vm(&cfg).and_then(|_| vb.show_vm_info(&uuid));
             match result {
                 Ok(info) => Ok(format!(
@@ -1613,7 +1619,11 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
                     if let Some(s) = &saved {
                         let _ = vb.unregister_vm(&uuid);
                         if let Ok(old) = std::fs::read(s) {
-                            let _ = crate::state::write_atomic(&cfg, &old);
+                            let _ = crate::files::write_atomic_mode(
+                                &cfg,
+                                &old,
+                                crate::files::FILE_MODE,
+                            );
                         }
                         let _ = vb.register_vm(&cfg);
                     }

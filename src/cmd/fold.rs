@@ -378,9 +378,14 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
             Code::Verification,
             format!(
                 "after the fold, VirtualBox does not hold what vblaunch expected for VM '{}': \
-                 {problems}. The VM was not started. Run `vblaunch fold` again to see what it \
-                 makes of this state, or look at the snapshot tree in the VirtualBox Manager.",
-                vm.name
+                 {problems}.{} Run `vblaunch fold` again to see what it makes of this \
+                 state, or look at the snapshot tree in the VirtualBox Manager.",
+                vm.name,
+                if start {
+                    " The VM was not started."
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -799,7 +804,16 @@ fn warn_of_known_bugs(ctx: &Context) {
 pub fn report_interrupted_run(ctx: &Context, vm: &VmInfo) {
     match crate::state::load_journal(&ctx.data_dir, &vm.uuid) {
         Ok(j) => {
-            if let Some(e) = j.unfinished() {
+            // A journal that records another VM (copied, or left by an old
+            // version) is not this VM's interrupted step.
+            if let Some(e) = j.unfinished().filter(|e| e.vm != vm.uuid) {
+                log::warn!(
+                    "ignoring the journal of VM {} found in the records of VM '{}' (step \"{}\")",
+                    crate::logging::escape(&e.vm),
+                    vm.name,
+                    e.step
+                );
+            } else if let Some(e) = j.unfinished() {
                 log::warn!(
                     "The last vblaunch {} on VM '{}' was interrupted during \"{}\" (started {}). \
                      vblaunch has re-read what VirtualBox holds and continues from there.",

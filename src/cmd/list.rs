@@ -26,9 +26,14 @@ pub fn run(ctx: &Context) -> Result<()> {
                         if n == 1 { "" } else { "s" }
                     )
                 };
-                println!("{}\t{{{}}}\t{}\t{managed}", vm.name, vm.uuid, vm.state);
+                // One line per VM: a name's tabs and newlines are escaped.
+                let name = crate::logging::escape(&vm.name);
+                println!("{name}\t{{{}}}\t{}\t{managed}", vm.uuid, vm.state);
             }
-            Err(_) => println!("{name}\t{{{uuid}}}\tinaccessible\tunknown"),
+            Err(_) => println!(
+                "{}\t{{{uuid}}}\tinaccessible\tunknown",
+                crate::logging::escape(&name)
+            ),
         }
     }
     Ok(())

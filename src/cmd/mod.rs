@@ -9,6 +9,8 @@ pub mod status;
 
 use anyhow::Result;
 
+use crate::exit::{fail, Code};
+
 use crate::config::{Effective, QuickRead};
 use crate::guard::{self, Scanner, WaitPolicy};
 use crate::lock::{self, VmLock};
@@ -44,15 +46,58 @@ fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
     }
 }
 
-/// 1. lock the VM (by the name or UUID given): a second vblaunch exits at once;
+/// The VM's identity: its UUID, for a name or a UUID. A UUID is taken as
+/// given (normalized); a name is looked up in `list vms`, and refused when
+/// two registered VMs have it (VirtualBox would silently pick the first).
+/// An unknown name is [`Code::VmNotFound`] listing the registered VMs, and
+/// no VBoxManage call ever sees it as an option (`-x`).
+pub fn resolve_uuid(vb: &VBoxManage, vm_arg: &str) -> Result<String> {
+    if crate::config::looks_like_uuid(vm_arg) {
+        return Ok(vm_arg
+            .trim_matches(|c| c == '{' || c == '}')
+            .to_ascii_lowercase());
+    }
+    let vms = vb.list_vms()?;
+    let matches: Vec<&(String, String)> = vms.iter().filter(|(n, _)| n == vm_arg).collect();
+    match matches.as_slice() {
+        [(_, uuid)] => Ok(uuid.clone()),
+        [] => Err(fail(
+            Code::VmNotFound,
+            format!(
+                "VirtualBox has no VM named '{}' (names are case-sensitive; a UUID works too). {}",
+                crate::logging::escape(vm_arg),
+                crate::vbox::describe_registered(&vms)
+            ),
+        )),
+        many => {
+            let list: Vec<String> = many.iter().map(|(_, u)| format!("  {u}")).collect();
+            Err(fail(
+                Code::VmNotFound,
+                format!(
+                    "{} registered VMs are named '{}':\n{}\nvblaunch does not guess which one \
+                     you mean; pass its UUID instead (e.g. `vblaunch fold {}`). Nothing was changed.",
+                    many.len(),
+                    crate::logging::escape(vm_arg),
+                    list.join("\n"),
+                    many[0].1
+                ),
+            ))
+        }
+    }
+}
+
+/// 1. find the VM's UUID and lock it: a second vblaunch for the same VM,
+///    named either way, exits at once. The lock comes before the read that
+///    the plan uses, so no run plans on what another one is changing;
 /// 2. guard: wait until no VirtualBox front end runs (a dry run only warns);
-/// 3. read the VM and the media registry (concurrently with the first scan of
-///    step 2; used only if that scan found VirtualBox closed);
-/// 4. lock by the VM's UUID too (the same VM may be named either way).
+/// 3. read the VM (by UUID) and the media registry (concurrently with the
+///    first scan of step 2; used only if that scan found VirtualBox closed).
 pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
     let eff0 = ctx.config.effective(&[vm_arg]);
     let vb = ctx.vbox(&eff0)?;
-    let mut locks = vec![lock::acquire(&ctx.locks_dir(), vm_arg, vm_arg)?];
+    let uuid = resolve_uuid(&vb, vm_arg)?;
+    let locks = vec![lock::acquire(&ctx.locks_dir(), &uuid, vm_arg)?];
+    let vm_arg = uuid.as_str();
     let mut scanner = Scanner::new()?;
     let check = |scanner: &mut Scanner, eff: &Effective| -> Result<()> {
         if ctx.global.dry_run {
@@ -114,8 +159,11 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
     if let Some((name, _)) = ctx.config.vm_table(&keys) {
         log::debug!("using [vm.\"{name}\"] from {}", ctx.config_path.display());
     }
-    if vm.uuid != vm_arg {
-        locks.push(lock::acquire(&ctx.locks_dir(), &vm.uuid, &vm.name)?);
+    if vm.uuid != uuid {
+        anyhow::bail!(
+            "VirtualBox answered for VM {{{}}} when asked for {{{uuid}}}; nothing was changed",
+            vm.uuid
+        );
     }
     // A per-VM table found only by the VM's real name/UUID may name other front ends.
     if eff.guard_processes != eff0.guard_processes {

@@ -88,6 +88,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         Os::Linux => Some("virtualbox".to_string()),
         _ => None,
     };
+    let mut uuid = None;
     match ctx.vboxmanage(&eff) {
         Ok(exe) => {
             let vb = VBoxManage {
@@ -96,8 +97,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 stall_warning: eff.merge_stall_warning,
                 show_progress: false,
             };
-            let info = vb.show_vm_info(&args.vm)?;
-            log::debug!("shortcut for VM '{}' {{{}}}", info.name, info.uuid);
+            // By UUID: VBoxManage never reads a name like `-x` as an option.
+            let info = vb.show_vm_info(&super::resolve_uuid(&vb, &args.vm)?)?;
+            log::debug!(
+                "shortcut for VM '{}' {{{}}}",
+                crate::logging::escape(&info.name),
+                info.uuid
+            );
+            uuid = Some(info.uuid);
             if os == Os::Windows {
                 let gui = exe.with_file_name("VirtualBox.exe");
                 if gui.is_file() {
@@ -107,15 +114,49 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         }
         Err(e) => log::warn!("{e:#}\nThe shortcut is made anyway, but check the VM name."),
     }
+    // A name with control characters cannot be written into every shortcut
+    // format (a .desktop value allows none): the shortcut names the UUID.
+    let (vm, name) = if args.vm.chars().any(char::is_control) {
+        let Some(uuid) = uuid else {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "the VM name '{}' contains control characters, which a shortcut cannot \
+                     carry; pass the VM's UUID instead (`VBoxManage list vms` shows it)",
+                    crate::logging::escape(&args.vm)
+                ),
+            ));
+        };
+        (uuid, Some(args.vm.clone()))
+    } else {
+        (args.vm.clone(), None)
+    };
     let target = Target {
         exe: own_exe()?,
-        vm: args.vm.clone(),
+        vm,
+        name,
         icon,
     };
     let (bytes, executable) = shortcut::render(os, &target);
     let name = shortcut::file_name(os, &args.vm);
     let paths: Vec<PathBuf> = dirs.iter().map(|d| d.join(&name)).collect();
-    // Refuse before writing anything.
+    // Refuse before writing anything. Not even --force replaces the
+    // shortcut vblaunch made for another VM.
+    if let Some(e) = manifest
+        .shortcut
+        .iter()
+        .find(|e| e.vm != args.vm && paths.contains(&e.path) && e.path.exists())
+    {
+        return Err(fail(
+            Code::Exists,
+            format!(
+                "{} is vblaunch's shortcut for another VM ('{}'); not replacing it, even with \
+                 --force. Remove that one first (`vblaunch shortcut --remove`), or pass --dest.",
+                e.path.display(),
+                crate::logging::escape(&e.vm)
+            ),
+        ));
+    }
     if !args.force {
         if let Some(p) = paths.iter().find(|p| p.exists()) {
             return Err(fail(
@@ -128,14 +169,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         }
     }
     for p in &paths {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        std::fs::write(p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
-        if executable {
-            make_executable(p)?;
-        }
+        // Atomically, never through a link planted at the shortcut's path.
+        let mode = if executable { 0o755 } else { 0o644 };
+        crate::files::write_atomic_mode(p, &bytes, mode)?;
         manifest.shortcut.retain(|e| &e.path != p);
         manifest.shortcut.push(Entry {
             vm: args.vm.clone(),
@@ -204,17 +240,5 @@ fn remove(
         manifest.shortcut.retain(|x| x != e);
         manifest.save(manifest_path)?;
     }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn make_executable(p: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("cannot make {} executable", p.display()))
-}
-
-#[cfg(not(unix))]
-fn make_executable(_p: &Path) -> Result<()> {
     Ok(())
 }

@@ -25,12 +25,21 @@ pub fn exec_arg(arg: &str) -> String {
     out
 }
 
-/// Escape a string value (the spec's `\s \n \t \r \\` rules).
+/// Escape a string value (the spec's `\s \n \t \r \\` rules). The spec
+/// allows no other control characters in a value and has no escape for
+/// them: they become U+FFFD (vblaunch never puts one in `Exec=`: a VM name
+/// with one is passed by UUID).
 fn value(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('\t', "\\t")
-        .replace('\r', "\\r")
+    s.chars()
+        .map(|c| match c {
+            '\\' => "\\\\".to_string(),
+            '\n' => "\\n".to_string(),
+            '\t' => "\\t".to_string(),
+            '\r' => "\\r".to_string(),
+            c if c.is_control() => '\u{FFFD}'.to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 pub struct Entry<'a> {

@@ -22,30 +22,46 @@ use crate::vbox::locate::Os;
 pub struct Target {
     /// vblaunch's own absolute path.
     pub exe: PathBuf,
+    /// What the shortcut passes to `launch`: the VM's name (or its UUID,
+    /// for a name no shortcut format can carry).
     pub vm: String,
+    /// The VM's name when `vm` is its UUID.
+    pub name: Option<String>,
     /// Windows: VirtualBox.exe to take the icon from; Linux: an icon name.
     pub icon: Option<String>,
 }
 
 impl Target {
-    pub fn args(&self) -> [&str; 3] {
-        ["--pause-on-error", "launch", &self.vm]
+    /// `--` before the VM: a name that starts with `-` is still a name.
+    pub fn args(&self) -> [&str; 4] {
+        ["--pause-on-error", "launch", "--", &self.vm]
     }
 
     pub fn title(&self) -> String {
-        format!("{} (vblaunch)", self.vm.replace(['\n', '\r'], " "))
+        format!("{} (vblaunch)", self.display_name())
+    }
+
+    /// The VM's name for people: control characters shown as `\n`, `\u{1b}`.
+    pub fn display_name(&self) -> String {
+        self.name.as_deref().map_or_else(
+            || crate::logging::escape(&self.vm).into_owned(),
+            |n| crate::logging::escape(n).into_owned(),
+        )
     }
 
     pub fn description(&self) -> String {
         format!(
             "Start the VirtualBox VM \"{}\" with vblaunch: it first folds the last session into the base disk, so backups see a consistent disk",
-            self.vm.replace(['\n', '\r'], " ")
+            self.display_name()
         )
     }
 }
 
 /// A file name for the VM's shortcut on `os`: characters no file system
-/// takes, and control characters, become `_`.
+/// takes, and control characters, become `_`. On Linux the name is a
+/// desktop file ID (ASCII letters, digits, `-`, `_`) that is distinct for
+/// distinct VM names: every other byte, and `_` itself, becomes `_XX`
+/// (so `Dev Box` → `Dev_20Box`, `Dev_Box` → `Dev_5FBox`).
 pub fn file_name(os: Os, vm: &str) -> String {
     let safe: String = vm
         .chars()
@@ -61,16 +77,14 @@ pub fn file_name(os: Os, vm: &str) -> String {
     match os {
         Os::Windows => format!("{safe} (vblaunch).lnk"),
         Os::Linux => {
-            let id: String = safe
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            let mut id = String::new();
+            for b in vm.bytes() {
+                if b.is_ascii_alphanumeric() || b == b'-' {
+                    id.push(b as char);
+                } else {
+                    id.push_str(&format!("_{b:02X}"));
+                }
+            }
             format!("vblaunch-{id}.desktop")
         }
         Os::MacOs => format!("{safe} (vblaunch).command"),
@@ -95,7 +109,7 @@ pub fn render(os: Os, t: &Target) -> (Vec<u8>, bool) {
             (bytes, false)
         }
         Os::Linux => {
-            let argv = [exe.as_ref(), args[0], args[1], args[2]];
+            let argv = [exe.as_ref(), args[0], args[1], args[2], args[3]];
             let text = linux::render(&linux::Entry {
                 name: &t.title(),
                 comment: &t.description(),
@@ -106,8 +120,8 @@ pub fn render(os: Os, t: &Target) -> (Vec<u8>, bool) {
             (text.into_bytes(), true)
         }
         Os::MacOs => {
-            let argv = [exe.as_ref(), args[0], args[1], args[2]];
-            (macos::render(&argv, &t.vm).into_bytes(), true)
+            let argv = [exe.as_ref(), args[0], args[1], args[2], args[3]];
+            (macos::render(&argv, &t.display_name()).into_bytes(), true)
         }
     }
 }
@@ -158,13 +172,7 @@ impl Manifest {
 
     /// Write atomically: a crash leaves the old or the new manifest, never half of one.
     pub fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, toml::to_string(self)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+        crate::files::write_atomic(path, toml::to_string(self)?.as_bytes())
     }
 }
 
@@ -180,8 +188,21 @@ mod tests {
         );
         assert_eq!(
             file_name(Os::Linux, "Dev Box é"),
-            "vblaunch-Dev_Box__.desktop"
+            "vblaunch-Dev_20Box_20_C3_A9.desktop"
         );
+        // Distinct VMs get distinct Linux names (these collided).
+        for (a, b) in [
+            ("Dev Box", "Dev_Box"),
+            ("Ü", "é"),
+            ("a.b", "a_b"),
+            ("x", "x_"),
+        ] {
+            assert_ne!(
+                file_name(Os::Linux, a),
+                file_name(Os::Linux, b),
+                "{a} / {b}"
+            );
+        }
         assert_eq!(file_name(Os::MacOs, "a/b"), "a_b (vblaunch).command");
     }
 
@@ -190,6 +211,7 @@ mod tests {
         let t = Target {
             exe: PathBuf::from(r"C:\Tools\vblaunch.exe"),
             vm: "Dev Box".into(),
+            name: None,
             icon: Some(r"C:\Program Files\Oracle\VirtualBox\VirtualBox.exe".into()),
         };
         let (bytes, exec) = render(Os::Windows, &t);
@@ -204,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             link.string_data().command_line_arguments().as_deref(),
-            Some("--pause-on-error launch \"Dev Box\"")
+            Some("--pause-on-error launch -- \"Dev Box\"")
         );
         assert_eq!(
             link.string_data().working_dir().as_deref(),

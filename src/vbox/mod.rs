@@ -19,7 +19,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::exit::{fail, Code, Failure};
 use crate::process::{self, CommandLine, Deadline, Event, Output};
@@ -129,6 +129,22 @@ fn describe_status(s: &std::process::ExitStatus) -> String {
         Some(c) => format!("exit code {c}"),
         None => "killed by a signal".to_string(),
     }
+}
+
+/// The first `n` lines of `text`, each cut at 200 characters.
+fn first_lines(text: &str, n: usize) -> String {
+    let mut lines: Vec<String> = text
+        .lines()
+        .take(n)
+        .map(|l| crate::logging::escape(&l.chars().take(200).collect::<String>()).into_owned())
+        .collect();
+    if text.lines().count() > n {
+        lines.push("…".into());
+    }
+    if lines.is_empty() {
+        lines.push("(nothing)".into());
+    }
+    lines.join("\n")
 }
 
 fn indent(text: &str) -> String {
@@ -343,7 +359,14 @@ impl VBoxManage {
     /// `showvminfo <vm> --machinereadable`. An unknown VM becomes a
     /// [`Code::VmNotFound`] failure listing the registered VMs.
     pub fn show_vm_info(&self, vm: &str) -> Result<VmInfo> {
-        let cmd = self.command(["showvminfo", vm, "--machinereadable"]);
+        // A name that starts with `-` goes after `--` (VBoxManage 7.2 reads
+        // it as an option otherwise; fixtures 49-51). Names are resolved to
+        // UUIDs before the commands that change a VM.
+        let cmd = if vm.starts_with('-') {
+            self.command(["showvminfo", "--machinereadable", "--", vm])
+        } else {
+            self.command(["showvminfo", vm, "--machinereadable"])
+        };
         let out = self.run_retrying(cmd.clone(), Kind::Read)?;
         if !out.status.success() || has_error_line(&out) {
             let diagnosis = diagnose(&cmd, &out);
@@ -386,7 +409,17 @@ impl VBoxManage {
             return Err(call_failed(&cmd, &out));
         }
         require_whole_text(&cmd, &out)?;
-        let info = vminfo::parse(&out.stdout).with_context(|| format!("reading VM '{vm}'"))?;
+        let info = vminfo::parse(&out.stdout).map_err(|e| {
+            fail(
+                Code::VBoxManageFailed,
+                format!(
+                    "VBoxManage printed something vblaunch does not understand for VM '{}' \
+                     ({e}); nothing was changed. `{cmd}` printed:\n{}",
+                    crate::logging::escape(vm),
+                    indent(&first_lines(&out.stdout, 5))
+                ),
+            )
+        })?;
         let (info, _) = repair_lossy(info, Vec::new())?;
         if !info.accessible {
             return Err(fail(
@@ -536,7 +569,7 @@ impl VBoxManage {
 
 /// The registered VMs for an error message; inaccessible ones are called out,
 /// since VirtualBox no longer knows their names.
-fn describe_registered(vms: &[(String, String)]) -> String {
+pub fn describe_registered(vms: &[(String, String)]) -> String {
     if vms.is_empty() {
         return "VirtualBox has no registered VMs.".to_string();
     }
@@ -558,14 +591,29 @@ fn describe_registered(vms: &[(String, String)]) -> String {
 }
 
 /// `"name" {uuid}` lines; names may contain quotes and braces, so split at the last ` {`.
+/// A name is printed raw: one with a newline spans several lines, so lines
+/// are joined until one ends with ` {<uuid>}`.
 pub fn parse_list_vms(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let (name, uuid) = l.rsplit_once(" {")?;
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for l in text.lines() {
+        if !pending.is_empty() {
+            pending.push('\n');
+        }
+        pending.push_str(l);
+        let entry = pending.rsplit_once(" {").and_then(|(name, uuid)| {
+            let uuid = uuid.strip_suffix('}')?;
             let name = name.strip_prefix('"')?.strip_suffix('"')?;
-            Some((name.to_string(), uuid.strip_suffix('}')?.to_string()))
-        })
-        .collect()
+            crate::config::looks_like_uuid(uuid).then(|| (name.to_string(), uuid.to_string()))
+        });
+        if let Some(e) = entry {
+            out.push(e);
+            pending.clear();
+        } else if !pending.starts_with('"') {
+            pending.clear();
+        }
+    }
+    out
 }
 
 /// `Snapshot taken. UUID: <uuid>`.

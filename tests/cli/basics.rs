@@ -125,10 +125,7 @@ fn errors_are_written_to_the_log_file() {
     assert_eq!(r.code, 7, "{r}");
     let log = std::fs::read_to_string(w.log_file()).unwrap();
     assert!(log.contains("[ERROR]") && log.contains("NoSuchVM"), "{log}");
-    assert!(
-        log.contains("showvminfo NoSuchVM --machinereadable"),
-        "{log}"
-    );
+    assert!(log.contains("run: ") && log.contains(" list vms"), "{log}");
 }
 
 #[cfg(windows)]

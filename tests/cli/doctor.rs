@@ -67,7 +67,8 @@ fn unknown_vm_fails_naming_the_registered_ones() {
     let w = World::fake();
     w.create_vm("Known", 8);
     let r = w.vblaunch(&["doctor", "Unknown"]);
-    assert_eq!(r.code, 6, "{r}");
+    // The exit-code table: 7 = the VM is not registered.
+    assert_eq!(r.code, 7, "{r}");
     assert!(r.stdout.contains("FAIL VM registered"), "{r}");
     assert!(r.stdout.contains("'Known'"), "{r}");
     assert!(r.stdout.contains("registervm"), "{r}");

@@ -72,9 +72,12 @@ fn first_launch_takes_current_by_uuid_verifies_and_starts() {
     clear_calls(&w);
     let r = w.vblaunch(&["Dev Box"]);
     assert_eq!(r.code, 0, "{r}");
-    let c = calls(&w);
-    // One read (with the settings file), the take, the start: the result
-    // is verified from the settings file VirtualBox saved, with no call.
+    let mut c = calls(&w);
+    // The name resolved to the VM's UUID (the lock is by UUID, taken before
+    // the read the plan uses); then one read (with the settings file), the
+    // take, the start: the result is verified from the settings file
+    // VirtualBox saved, with no call.
+    assert_eq!(c.remove(0), "list vms", "{c:#?}");
     assert_eq!(c.len(), 3, "{c:#?}");
     assert_eq!(c[0], "list --multiple vms runningvms hdds");
     let prefix = format!(
@@ -106,8 +109,9 @@ fn a_settings_file_that_lags_behind_is_checked_against_virtualbox_itself() {
     assert_eq!(r.code, 0, "{r}");
     let c = calls(&w);
     // The file did not show the snapshot just taken, so VirtualBox was asked.
-    assert_eq!(c.iter().filter(|l| is_read(l)).count(), 3, "{c:#?}");
-    assert_eq!(c.len(), 5, "{c:#?}");
+    // (after `list vms`, which resolved the name)
+    assert_eq!(c.iter().filter(|l| is_read(l)).count(), 4, "{c:#?}");
+    assert_eq!(c.len(), 6, "{c:#?}");
     assert_folded(&w, &vm.uuid, "current");
     assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), old);
 
@@ -117,9 +121,14 @@ fn a_settings_file_that_lags_behind_is_checked_against_virtualbox_itself() {
     let r = w.vblaunch(&["fold", "Lag"]);
     assert_eq!(r.code, 0, "{r}");
     let c = calls(&w);
-    assert_eq!(c[0], "list --multiple vms runningvms hdds", "{c:#?}");
-    assert_eq!(c[1], "showvminfo Lag --machinereadable", "{c:#?}");
-    assert_eq!(c[2], "list hdds", "{c:#?}");
+    assert_eq!(c[0], "list vms", "{c:#?}");
+    assert_eq!(c[1], "list --multiple vms runningvms hdds", "{c:#?}");
+    assert_eq!(
+        c[2],
+        format!("showvminfo {} --machinereadable", vm.uuid),
+        "{c:#?}"
+    );
+    assert_eq!(c[3], "list hdds", "{c:#?}");
     assert!(log(&w).contains("differs from VirtualBox's"));
     assert_folded(&w, &vm.uuid, "current");
 }
@@ -137,23 +146,32 @@ fn the_quick_read_is_used_only_when_it_can_be_trusted() {
         let r = w.vblaunch(&["fold", "Q"]);
         assert_eq!(r.code, 0, "{r}");
         assert_folded(w, &vm.uuid, "current");
-        calls(w).remove(0)
+        let mut c = calls(w);
+        assert_eq!(c.remove(0), "list vms", "the name is resolved first");
+        c.remove(0)
     };
     assert_eq!(first_read(&w), "list --multiple vms runningvms hdds");
     assert!(log(&w).contains("read from one list call and the settings file"));
     // Turned off.
     w.write_config("quick_read = \"never\"\n");
-    assert_eq!(first_read(&w), "showvminfo Q --machinereadable");
+    assert_eq!(
+        first_read(&w),
+        format!("showvminfo {} --machinereadable", vm.uuid)
+    );
     // "auto" with a guard list that misses default front ends: the scan no
     // longer stands in for the states the quick read cannot see.
     w.write_config("quick_read = \"auto\"\n");
-    assert_eq!(first_read(&w), "showvminfo Q --machinereadable");
+    assert_eq!(
+        first_read(&w),
+        format!("showvminfo {} --machinereadable", vm.uuid)
+    );
     // An older VBoxManage without `list --multiple`: the full read.
     w.write_config("");
     fault(
         &w,
         &[
             "list",
+            "--multiple",
             "fail",
             "2",
             "VBoxManage: error: Unknown option: --multiple",
@@ -164,11 +182,12 @@ fn the_quick_read_is_used_only_when_it_can_be_trusted() {
     assert_eq!(r.code, 0, "{r}");
     let c = calls(&w);
     assert_eq!(
-        c[..3],
+        c[..4],
         [
-            "list --multiple vms runningvms hdds",
-            "showvminfo Q --machinereadable",
-            "list hdds"
+            "list vms".to_string(),
+            "list --multiple vms runningvms hdds".to_string(),
+            format!("showvminfo {} --machinereadable", vm.uuid),
+            "list hdds".to_string()
         ],
         "{c:#?}"
     );
@@ -327,7 +346,8 @@ fn refuses_running_paused_and_locked_vms_without_touching_them() {
     for state in ["running", "paused", "saving"] {
         w.vbox_ok(&["fake", "set-state", &vm.uuid, state]);
         let c = refused(state, &format!("state: {state}"));
-        assert!(c[0].starts_with("list --multiple"), "{c:#?}");
+        assert_eq!(c[0], "list vms", "{c:#?}");
+        assert!(c[1].starts_with("list --multiple"), "{c:#?}");
         assert!(c.iter().any(|l| l.starts_with("showvminfo")), "{c:#?}");
     }
     assert!(log(&w).contains("'locked write' in VirtualBox"));
@@ -452,21 +472,35 @@ fn a_held_lock_is_exit_4_and_changes_nothing() {
     let w = World::fake();
     let vm = adopted(&w, "L");
     std::fs::create_dir_all(w.lock_dir()).unwrap();
-    let f = std::fs::File::create(w.lock_dir().join("L.lock")).unwrap();
-    f.try_lock().unwrap();
-    let r = w.vblaunch(&["L"]);
-    assert_eq!(r.code, 4, "{r}");
-    assert!(r.stderr.contains("already working on VM 'L'"), "{r}");
-    assert!(calls(&w).is_empty());
-    // The same VM by UUID is locked too (the second lock is taken by UUID).
-    drop(f);
+    // The lock is the VM's identity (its UUID), whether the VM is named by
+    // its name or its UUID; it is taken before the VM is read.
     let f = std::fs::File::create(w.lock_dir().join(format!("{}.lock", vm.uuid))).unwrap();
     f.try_lock().unwrap();
-    let r = w.vblaunch(&["L"]);
-    assert_eq!(r.code, 4, "{r}");
-    assert!(mutations(&w).is_empty());
+    for arg in ["L", vm.uuid.as_str()] {
+        clear_calls(&w);
+        let r = w.vblaunch(&[arg]);
+        assert_eq!(r.code, 4, "{r}");
+        assert!(
+            r.stderr.contains(&format!("already working on VM '{arg}'")),
+            "{r}"
+        );
+        assert!(
+            calls(&w).iter().all(|c| c == "list vms"),
+            "nothing but the name's resolution before the lock: {:#?}",
+            calls(&w)
+        );
+    }
     drop(f);
     assert_eq!(w.vblaunch(&["fold", "L"]).code, 0);
+    // No lock file for the name, nor for a mistyped one.
+    assert_eq!(w.vblaunch(&["fold", "Typo"]).code, 7);
+    assert_eq!(w.vblaunch(&["fold", ""]).code, 7);
+    let mut files: Vec<String> = std::fs::read_dir(w.lock_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, [format!("{}.lock", vm.uuid)]);
 }
 
 /// A harmless process whose name is a VirtualBox front end's.

@@ -822,7 +822,7 @@ fn fake_only_an_unreachable_service_is_retried() {
     // the full read that follows it gets through).
     let w = World::fake();
     w.create_vm("No Retry", 8);
-    fake_fault(&w, &["list", "real", "registry-damaged"]);
+    fake_fault(&w, &["list", "--multiple", "real", "registry-damaged"]);
     let r = w.vblaunch(&["fold", "No Retry"]);
     assert_eq!(r.code, 0, "{r}");
     let log = std::fs::read_to_string(w.log_file()).unwrap();

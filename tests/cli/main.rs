@@ -19,6 +19,8 @@ mod fake_fidelity;
 mod fake_launch;
 #[cfg(target_os = "linux")]
 mod faults;
+#[cfg(target_os = "linux")]
+mod hardening;
 #[cfg(unix)]
 mod names;
 #[cfg(unix)]

@@ -163,7 +163,11 @@ fn real_locked_disk_is_refused_before_any_change() {
         log.contains("is 'locked read' in VirtualBox (an operation is in progress)"),
         "{log}"
     );
-    assert!(log.contains("showvminfo Held --machinereadable"), "{log}");
+    // The full read, by UUID (the name was resolved to it before the lock).
+    assert!(
+        log.contains(&format!("showvminfo {} --machinereadable", vm.uuid)),
+        "{log}"
+    );
     // Released: the next fold goes ahead and keeps every byte.
     assert_eq!(w.vblaunch(&["fold", "Held"]).code, 0);
     assert_folded(&w, &vm.uuid, "current");
@@ -460,4 +464,42 @@ fn real_a_base_shared_by_two_vms_is_never_called_safe_alone() {
         r.stdout.contains("FAIL pre-flight") && r.stdout.contains("another child image"),
         "{r}"
     );
+}
+
+/// Names VirtualBox accepts that a command line can misread: one starting
+/// with `-` (VBoxManage 7.2.22 takes it for an option unless it follows
+/// `--`), and one name shared by two registered VMs (VirtualBox picks the
+/// first; vblaunch refuses, exit 7, listing both).
+#[test]
+fn real_dash_names_and_shared_names() {
+    let w = real_world!("real_dash_names_and_shared_names");
+    let dash = w.create_vm("-dash VM", 8);
+    let r = w.vblaunch(&["fold", "--", "-dash VM"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &dash.uuid, "current");
+    let r = w.vblaunch(&["fold", "--", "-no such VM"]);
+    assert_eq!(r.code, 7, "{r}");
+    let r = w.vblaunch(&["doctor", "--", "-no such VM"]);
+    assert_eq!(r.code, 7, "{r}");
+    let a = w.create_vm("Twin", 8);
+    std::fs::create_dir_all(w.path("vms2")).unwrap();
+    let out = w.vbox_ok(&[
+        "createvm",
+        "--name",
+        "Twin",
+        "--basefolder",
+        w.path("vms2").to_str().unwrap(),
+        "--register",
+    ]);
+    let b = out
+        .lines()
+        .find_map(|l| l.strip_prefix("UUID: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let before = w.state(&a.uuid);
+    let r = w.vblaunch(&["fold", "Twin"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.contains(&a.uuid) && r.stderr.contains(&b), "{r}");
+    assert_eq!(w.state(&a.uuid), before);
 }

@@ -120,7 +120,7 @@ fn linux_desktop_entry_is_valid_and_runs_vblaunch_for_the_vm() {
     assert_eq!(
         exec,
         format!(
-            "{} --pause-on-error launch \"Dev \\\\\"Box\\\\\" \\\\$HOME é\"",
+            "{} --pause-on-error launch -- \"Dev \\\\\"Box\\\\\" \\\\$HOME é\"",
             exe.display()
         ),
         "{text}"
@@ -183,6 +183,6 @@ fn windows_lnk_targets_this_exe_with_quoted_arguments() {
     assert_eq!(link.link_target().as_deref(), Some(exe));
     assert_eq!(
         link.string_data().command_line_arguments().as_deref(),
-        Some(r#"--pause-on-error launch "Dev \"Box\" é""#)
+        Some(r#"--pause-on-error launch -- "Dev \"Box\" é""#)
     );
 }

@@ -12,6 +12,10 @@ use crate::model::{
 use crate::{unsupported, Ctx, Out, PROGRESS};
 
 const USAGE_33: &str = include_str!("../fixtures/33-invalid-command.stderr");
+/// `showvminfo -y --machinereadable`: a VM name that starts with `-` before
+/// `--` is an unknown option (exit 2).
+const SHOWVMINFO_UNKNOWN_OPTION_49: &str =
+    include_str!("../fixtures/49-dash-name-showvminfo-unknown-option.stderr");
 
 const D_NOT_FOUND: &str =
     "Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001), component VirtualBoxWrap, interface IVirtualBox, callee nsISupports";
@@ -126,6 +130,11 @@ fn parse(args: &[String], with_value: &[&str], flags: &[&str]) -> Result<Parsed,
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
+        if a == "--" {
+            // Options end here (50-dash-name-showvminfo-after-double-dash).
+            p.pos.extend(args[i + 1..].iter().cloned());
+            break;
+        }
         if a.starts_with("--") && a.len() > 2 {
             let (name, inline) = match a.split_once('=') {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
@@ -470,6 +479,17 @@ fn list(st: &State, args: &[String]) -> Out {
 }
 
 fn showvminfo(st: &State, args: &[String]) -> Out {
+    let before_dd = args.iter().take_while(|a| *a != "--");
+    if let Some(opt) = before_dd
+        .into_iter()
+        .find(|a| a.starts_with('-') && !a.starts_with("--"))
+    {
+        return Out {
+            stdout: String::new(),
+            stderr: SHOWVMINFO_UNKNOWN_OPTION_49.replace("-y\n", &format!("{opt}\n")),
+            code: 2,
+        };
+    }
     let p = match parse(args, &[], &["--machinereadable"]) {
         Ok(p) => p,
         Err(o) => return o,

@@ -6,6 +6,7 @@
 //!   fake fault [--nth N] <cmd words…> fail <exit> <stderr text…>
 //!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk|stale-settings|misname
 //!   fake fault [--nth N] <cmd words…> real <case>   (a recorded real fault, see faults.rs)
+//!   fake fault [--nth N] <cmd words…> delay <ms>   (answers as of the call's start, <ms> late)
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
 //!   fake write <medium path|uuid> <offset> <text>
@@ -314,6 +315,7 @@ const ACTIONS: &[&str] = &[
     "start-quirk",
     "stale-settings",
     "misname",
+    "delay",
 ];
 
 fn fault_matches(words: &[String], args: &[String]) -> bool {
@@ -382,6 +384,20 @@ fn fire_fault(
             let out = cmds::dispatch(ctx, &mut st, &args)?;
             persist(state_path, &st, before)?;
             drop(lock);
+            Ok(emit(out))
+        }
+        // A slow answer: what VirtualBox held when the call began, printed
+        // <ms> later (other calls run meanwhile).
+        "delay" => {
+            let out = cmds::dispatch(ctx, &mut st, args)?;
+            persist(state_path, &st, before)?;
+            drop(lock);
+            let ms: u64 = fault
+                .args
+                .first()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1000);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok(emit(out))
         }
         "fail" => {
@@ -485,7 +501,7 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
                 return Ok(usage(
-                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname)",
+                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname|delay)",
                 ));
             };
             if pos == 0 {
