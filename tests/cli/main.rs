@@ -18,6 +18,8 @@ mod fake_fidelity;
 mod fake_launch;
 #[cfg(unix)]
 mod real_vbox;
+#[cfg(target_os = "linux")]
+mod real_vm;
 #[cfg(unix)]
 mod restore_points;
 #[cfg(target_os = "linux")]
