@@ -52,9 +52,10 @@ done
 "$VBL" fold Vbl >/dev/null 2>&1                     # vblaunch adopts its VM
 
 state() { "$VBOXMANAGE" showvminfo "$1" --machinereadable 2>/dev/null | sed -n 's/^VMState="\(.*\)"$/\1/p'; }
+declare -A UUID
+for vm in Seed Vbl; do UUID[$vm]=$("$VBOXMANAGE" showvminfo $vm --machinereadable | sed -n 's/^UUID="\(.*\)"$/\1/p'); done
 front_end() { # is a VirtualBoxVM process running this VM?
-    local uuid
-    uuid=$("$VBOXMANAGE" showvminfo "$1" --machinereadable | sed -n 's/^UUID="\(.*\)"$/\1/p')
+    local uuid=${UUID[$1]}
     for p in /proc/[0-9]*; do
         [ "$(cat "$p/comm" 2>/dev/null)" = VirtualBoxVM ] && tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qx "$uuid" && return 0
     done
