@@ -513,15 +513,17 @@ fn fake_front_end(w: &World, name: &str) -> KillOnDrop {
 fn running_virtualbox_is_refused_with_no_wait_and_waited_for_otherwise() {
     let w = World::fake();
     let vm = adopted(&w, "G");
-    w.remove_config(); // the built-in guard list
-    let fe = fake_front_end(&w, "VBoxHeadless");
+    // A name of its own: front ends other tests (or real VMs) run on the
+    // machine must not change this test's result.
+    let own = format!("vblfl{}", std::process::id());
+    w.write_config(&format!("guard_processes = [\"{own}\"]\n"));
+    let fe = fake_front_end(&w, &own);
     let before = w.state(&vm.uuid);
     clear_calls(&w);
     let r = w.vblaunch(&["G", "--no-wait"]);
     assert_eq!(r.code, 3, "{r}");
     assert!(
-        r.stderr
-            .contains(&format!("VBoxHeadless (pid {})", fe.id())),
+        r.stderr.contains(&format!("{own} (pid {})", fe.id())),
         "{r}"
     );
     // At most the read made alongside the process scan (its result unused).

@@ -25,6 +25,8 @@ mod hardening;
 mod names;
 #[cfg(unix)]
 mod real_vbox;
+#[cfg(target_os = "linux")]
+mod real_vm;
 #[cfg(unix)]
 mod restore_points;
 #[cfg(target_os = "linux")]

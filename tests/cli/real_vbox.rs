@@ -180,14 +180,15 @@ fn real_running_front_end_with_no_wait_is_refused() {
     let w = real_world!("real_running_front_end_with_no_wait_is_refused");
     let vm = w.create_vm("Guarded", 8);
     assert_eq!(w.vblaunch(&["fold", "Guarded"]).code, 0);
-    w.remove_config(); // the built-in guard list
-    let fe = KillOnDrop::spawn(&w.path("VBoxHeadless"));
+    // A name of its own: the real VMs of other tests must not change this result.
+    let own = format!("vblrf{}", std::process::id());
+    w.write_config(&format!("guard_processes = [\"{own}\"]\n"));
+    let fe = KillOnDrop::spawn(&w.path(&own));
     let before = w.state(&vm.uuid);
     let r = w.vblaunch(&["Guarded", "--no-wait"]);
     assert_eq!(r.code, 3, "{r}");
     assert!(
-        r.stderr
-            .contains(&format!("VBoxHeadless (pid {})", fe.id())),
+        r.stderr.contains(&format!("{own} (pid {})", fe.id())),
         "{r}"
     );
     assert_eq!(w.state(&vm.uuid), before);

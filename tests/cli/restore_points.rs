@@ -234,8 +234,11 @@ fn list_shows_managed_vms_and_their_restore_points() {
 fn status_names_running_virtualbox_front_ends() {
     let w = World::fake();
     w.create_vm("Fe", 16);
-    w.remove_config(); // the built-in guard list
-    let fe = KillOnDrop::spawn(&w.path("VBoxHeadless"));
+    // A name of its own: a real VM (or another test's fake front end) running
+    // on the machine must not show up in this test's status.
+    let own = format!("vblst{}", std::process::id());
+    w.write_config(&format!("guard_processes = [\"{own}\"]\n"));
+    let fe = KillOnDrop::spawn(&w.path(&own));
     let r = w.vblaunch(&["status", "Fe", "--json"]);
     assert_eq!(r.code, 0, "{r}");
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -243,15 +246,13 @@ fn status_names_running_virtualbox_front_ends() {
     assert!(
         running
             .iter()
-            .any(|f| f["pid"] == fe.id() && f["name"] == "VBoxHeadless"),
+            .any(|f| f["pid"] == fe.id() && f["name"] == own.as_str()),
         "{running:?}"
     );
     let r = w.vblaunch(&["status", "Fe"]);
     assert!(
-        r.stdout.contains(&format!(
-            "VirtualBox is running: VBoxHeadless (pid {})",
-            fe.id()
-        )),
+        r.stdout
+            .contains(&format!("VirtualBox is running: {own} (pid {})", fe.id())),
         "{r}"
     );
 }

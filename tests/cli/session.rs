@@ -160,6 +160,75 @@ fn wait_returns_when_the_vm_powers_off_and_fold_on_exit_merges_the_session() {
 }
 
 /// Ctrl-C in the terminal (SIGINT to vblaunch's whole process group) stops
+/// Real VirtualBox ends a session in steps after a power-off (fixture 49):
+/// `poweroff` with the session name still set, then one `showvminfo` that
+/// fails ("Failed to get a console object from the direct session"), then
+/// the session is gone. The wait must ride that out and still fold on exit.
+#[test]
+fn wait_rides_out_the_session_closing_after_a_power_off() {
+    let w = World::fake();
+    let vm = w.create_vm("Closing", 16);
+    w.vbox_ok(&["fake", "linger", "on"]);
+    w.write_config("wait = true\nfold_on_exit = true\nwait_poll_ms = 20\n");
+    let (child, seen) = spawn_until(
+        &w,
+        &["Closing"],
+        "Waiting for VM 'Closing' to shut down",
+        None,
+        &[],
+    );
+    w.write_bytes(&w.leaf(&vm.uuid), 0, "session work");
+    let today = w.content(&w.leaf(&vm.uuid));
+    w.vbox_ok(&["controlvm", &vm.uuid, "poweroff"]);
+    let (code, out) = finish(child, seen);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("folded on exit"), "{out}");
+    assert!(
+        w.info(&vm.uuid).snapshots.is_empty(),
+        "{}",
+        w.state(&vm.uuid)
+    );
+    assert_eq!(w.content(&vm.base), today);
+    // The fake went through the steps (the transient failure included).
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(
+        log.contains("the VM's session is closing; asking again"),
+        "{log}"
+    );
+}
+
+/// The fake's closing session, step by step, matches the recording.
+#[test]
+fn fake_session_closes_in_the_steps_real_virtualbox_takes() {
+    let w = World::fake();
+    let vm = w.create_vm("W", 16);
+    w.vbox_ok(&["fake", "linger", "on"]);
+    w.vbox_ok(&["startvm", "W"]);
+    w.vbox_ok(&["controlvm", "W", "poweroff"]);
+    let first = w.info("W");
+    assert_eq!(
+        (first.state.as_str(), first.session_name.as_deref()),
+        ("poweroff", Some("GUI/Qt"))
+    );
+    let r = w.vbox(&["showvminfo", "W", "--machinereadable"]);
+    let fx = |ext: &str| {
+        std::fs::read_to_string(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/49-showvminfo-session-closing."
+            )
+            .to_string()
+                + ext,
+        )
+        .unwrap()
+    };
+    assert_eq!(r.stderr, fx("stderr"));
+    assert_eq!(r.stdout, fx("stdout"));
+    assert_eq!(r.code.to_string(), fx("exit").trim());
+    let last = w.info(&vm.uuid);
+    assert_eq!((last.state.as_str(), last.session_name), ("poweroff", None));
+}
+
 /// the waiting, never the VM: no call that could stop it, the VM still
 /// running, the lock released.
 #[test]

@@ -467,7 +467,11 @@ impl World {
 
     /// Write the default-location config. Unless `text` sets guard_processes,
     /// the guard watches a process name no test runs: tests run in parallel,
-    /// and one test's fake `VBoxHeadless` must not stall the others. Unless
+    /// and one test's fake `VBoxHeadless` must not stall the others. Tests
+    /// that need a front end found run one under a name of their own (at most
+    /// 15 characters, the kernel's comm) and list only that name; the real-VM
+    /// tests (`real_vm`), whose front end is always `VirtualBoxVM`, run one
+    /// at a time and are the only tests that list it. Unless
     /// it sets quick_read, the quick read is on.
     pub fn write_config(&self, text: &str) -> PathBuf {
         let p = self.config_file();

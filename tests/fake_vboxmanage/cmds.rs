@@ -478,7 +478,7 @@ fn list(st: &State, args: &[String]) -> Out {
     out
 }
 
-fn showvminfo(st: &State, args: &[String]) -> Out {
+fn showvminfo(st: &mut State, args: &[String]) -> Out {
     let before_dd = args.iter().take_while(|a| *a != "--");
     if let Some(opt) = before_dd
         .into_iter()
@@ -501,6 +501,20 @@ fn showvminfo(st: &State, args: &[String]) -> Out {
         Ok(i) => i,
         Err(o) => return o,
     };
+    // A session that is closing after a power-off (fixture 49).
+    match st.vms[vi].session_closing {
+        0 => {}
+        2 => st.vms[vi].session_closing = 1,
+        _ => {
+            st.vms[vi].session_closing = 0;
+            st.vms[vi].session = None;
+            return err(vec![
+                s("Failed to get a console object from the direct session (VBOX_E_INVALID_OBJECT_STATE)"),
+                s("Details: code VBOX_E_VM_ERROR (0x80bb0003), component MachineWrap, interface IMachine, callee nsISupports"),
+                format!("Context: {}", SHOWVMINFO.lock),
+            ]);
+        }
+    }
     let mut out = Out::ok();
     out.out(&info::showvminfo(st, &st.vms[vi]));
     out
@@ -615,6 +629,7 @@ fn createvm(st: &mut State, args: &[String]) -> Result<Out> {
             state_change: now_stamp(),
             state_file: None,
             session: None,
+            session_closing: 0,
             mac: random_mac(),
             current_snapshot: None,
             controllers: vec![],
@@ -1456,6 +1471,7 @@ fn controlvm(st: &mut State, args: &[String]) -> Result<Out> {
         Ok(i) => i,
         Err(o) => return Ok(o),
     };
+    let linger = st.linger_session;
     let vm = &mut st.vms[vi];
     if !info::is_online(&vm.state) {
         return Ok(err(vec![format!(
@@ -1467,7 +1483,11 @@ fn controlvm(st: &mut State, args: &[String]) -> Result<Out> {
     match action.as_str() {
         "poweroff" => {
             vm.state = s("poweroff");
-            vm.session = None;
+            if linger {
+                vm.session_closing = 2;
+            } else {
+                vm.session = None;
+            }
             out.err(PROGRESS);
         }
         "savestate" => {

@@ -9,6 +9,7 @@
 //!   fake fault [--nth N] <cmd words…> delay <ms>   (answers as of the call's start, <ms> late)
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
+//!   fake linger on|off   (a power-off leaves the session closing, as real VirtualBox does)
 //!   fake write <medium path|uuid> <offset> <text>
 //!   fake content <medium path|uuid>
 //!   fake unregister-medium <uuid>
@@ -572,6 +573,11 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
                 Some(name.clone())
             };
         }
+        Some("linger") => match args.get(1).map(String::as_str) {
+            Some("on") => st.linger_session = true,
+            Some("off") => st.linger_session = false,
+            _ => return Ok(usage("linger on|off")),
+        },
         Some("write") => {
             let (Some(m), Some(off), Some(text)) = (args.get(1), args.get(2), args.get(3)) else {
                 return Ok(usage("write <medium> <offset> <text>"));

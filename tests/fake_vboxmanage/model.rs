@@ -18,6 +18,10 @@ pub struct State {
     pub media: Vec<Medium>,
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// `fake linger on`: a power-off ends the session as real VirtualBox
+    /// does (see `Vm::session_closing`).
+    #[serde(default)]
+    pub linger_session: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -33,6 +37,13 @@ pub struct Vm {
     pub state_file: Option<String>,
     #[serde(default)]
     pub session: Option<String>,
+    /// After a power-off with `linger_session`, the showvminfo calls left
+    /// until the session is gone, as measured on 7.2.22 (tests/fixtures/49-*):
+    /// 2: `poweroff` with the session name still set; 1: the call fails
+    /// ("Failed to get a console object from the direct session"); then the
+    /// session is gone.
+    #[serde(default)]
+    pub session_closing: u32,
     pub mac: String,
     #[serde(default)]
     pub current_snapshot: Option<String>,
