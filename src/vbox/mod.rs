@@ -553,17 +553,33 @@ impl VBoxManage {
     }
 
     /// Start the VM. Success is judged by both exit code and text (see module doc).
+    ///
+    /// "Already locked by a session" is tried again twice: the launch has just
+    /// checked that no front end runs and no session is open, and measured on
+    /// 7.2.22 another client's `showvminfo` at the same moment (it takes a
+    /// shared lock) makes startvm fail that way.
     pub fn start_vm(&self, vm_uuid: &str, start: StartType) -> Result<()> {
         let cmd = self.start_command(vm_uuid, start);
-        let out = self.run_retrying(cmd.clone(), Kind::Mutate)?;
-        let started = out.stdout.contains("has been successfully started");
-        if started && !out.status.success() {
-            log::debug!("startvm reported success with a failing exit code; VirtualBox does that, treating it as started");
+        for attempt in 1.. {
+            let out = self.run_retrying(cmd.clone(), Kind::Mutate)?;
+            let started = out.stdout.contains("has been successfully started");
+            if started && !out.status.success() {
+                log::debug!("startvm reported success with a failing exit code; VirtualBox does that, treating it as started");
+            }
+            if started || (out.status.success() && !has_error_line(&out)) {
+                return Ok(());
+            }
+            let d = diagnose(&cmd, &out);
+            if d.kind != errors::ErrorKind::LockedBySession || attempt == 3 {
+                return Err(call_failed_as(&cmd, &out, d));
+            }
+            log::warn!(
+                "VirtualBox says the VM is locked by a session (attempt {attempt}); another \
+                 program was reading it at that moment, trying again"
+            );
+            std::thread::sleep(Duration::from_millis(500 * attempt));
         }
-        if started || (out.status.success() && !has_error_line(&out)) {
-            return Ok(());
-        }
-        Err(call_failed(&cmd, &out))
+        unreachable!()
     }
 }
 

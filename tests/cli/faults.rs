@@ -759,6 +759,19 @@ fn fake_real_fault_texts_are_explained_at_merge() {
     }
 }
 
+/// Another client reading the VM at the moment of startvm (a shared lock)
+/// makes it fail with "already locked by a session" (measured): tried again.
+#[test]
+fn fake_a_passing_session_lock_at_start_is_tried_again() {
+    let w = World::fake();
+    w.create_vm("Start Lock", 8);
+    fake_fault(&w, &["startvm", "real", "locked-by-session"]);
+    let r = w.vblaunch(&["Start Lock"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("locked by a session (attempt 1)"), "{r}");
+    assert!(r.stderr.contains("Started VM 'Start Lock'"), "{r}");
+}
+
 #[test]
 fn fake_real_fault_texts_are_explained_at_start() {
     for (case, meaning) in [
@@ -773,7 +786,10 @@ fn fake_real_fault_texts_are_explained_at_start() {
     ] {
         let w = World::fake();
         w.create_vm("Start Fault", 8);
-        fake_fault(&w, &["startvm", "real", case]);
+        // A lock that stays (three tries): the failure is explained.
+        for _ in 0..3 {
+            fake_fault(&w, &["startvm", "real", case]);
+        }
         let r = w.vblaunch(&["Start Fault"]);
         assert_eq!(r.code, 11, "{case}: {r}");
         assert!(
