@@ -37,7 +37,9 @@ pub fn description(now_iso8601: &str) -> String {
     )
 }
 
-/// Whether vblaunch took this snapshot (its description starts with [`MARKER`]).
+/// Whether the snapshot's description is vblaunch's marker: [`MARKER`], a
+/// time (ISO 8601), ` by vblaunch ` (a note that merely starts with
+/// "vblaunch: taken " is not). Ownership needs more: see [`is_own`].
 ///
 /// ```
 /// use vblaunch::plan::{description, is_marked};
@@ -47,11 +49,42 @@ pub fn description(now_iso8601: &str) -> String {
 /// assert!(!is_marked(&s));
 /// s.description = Some(description("2026-11-26T07:00:00Z"));
 /// assert!(is_marked(&s));
+/// s.description = Some("vblaunch: taken care of the printer".into());
+/// assert!(!is_marked(&s));
 /// ```
 pub fn is_marked(s: &Snapshot) -> bool {
-    s.description
+    let Some(rest) = s
+        .description
         .as_deref()
-        .is_some_and(|d| d.starts_with(MARKER))
+        .and_then(|d| d.strip_prefix(MARKER))
+    else {
+        return false;
+    };
+    let Some((time, by)) = rest.split_once(' ') else {
+        return false;
+    };
+    let t = time.as_bytes();
+    t.len() >= 20
+        && t[..4].iter().all(u8::is_ascii_digit)
+        && t[4] == b'-'
+        && t[10] == b'T'
+        && time.ends_with('Z')
+        && by.starts_with("by vblaunch ")
+}
+
+/// Whether vblaunch took this snapshot of `vm`: it carries the marker, and
+/// its UUID is in the record vblaunch keeps in the VM's own settings
+/// (extradata [`crate::vbox::settings::OWN_KEY`], written after each take,
+/// so it travels with the VM folder), or in `journal_taken` (takes the
+/// journal saw complete, for a run that died before it could record). A VM
+/// without any record (managed by an older vblaunch) is judged by the marker
+/// alone, once: the next take records them.
+pub fn is_own(vm: &VmInfo, s: &Snapshot) -> bool {
+    is_marked(s)
+        && match &vm.recorded_own {
+            Some(list) => list.iter().any(|u| u.eq_ignore_ascii_case(&s.uuid)),
+            None => true,
+        }
 }
 
 /// When vblaunch took a snapshot (from its marker), as written (ISO 8601).
@@ -111,6 +144,9 @@ pub struct Plan {
     pub disks: Vec<Medium>,
     /// How many own snapshots the VM will have afterwards.
     pub own_after: usize,
+    /// The UUIDs of vblaunch's snapshots on the current path before the run
+    /// (adopted ones included): what the record after the take starts from.
+    pub own_before: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,7 +296,7 @@ pub fn own_snapshots(vm: &VmInfo, snapshot_name: &str, adopt: bool) -> (Vec<usiz
     let path = current_path(vm);
     let own = |i: usize| {
         let s = &vm.snapshots[i];
-        is_marked(s) || (adopt && path.contains(&i) && is_label(&s.name, snapshot_name))
+        is_own(vm, s) || (adopt && path.contains(&i) && is_label(&s.name, snapshot_name))
     };
     let on: Vec<usize> = path.iter().copied().filter(|&i| own(i)).collect();
     let off: Vec<usize> = (0..vm.snapshots.len())
@@ -728,6 +764,7 @@ pub fn plan(
             notes,
             disks,
             own_after: 1,
+            own_before: own.iter().map(|&i| vm.snapshots[i].uuid.clone()).collect(),
         });
     }
 
@@ -858,6 +895,7 @@ pub fn plan(
         notes,
         disks,
         own_after,
+        own_before: own.iter().map(|&i| vm.snapshots[i].uuid.clone()).collect(),
     })
 }
 
@@ -913,6 +951,7 @@ pub fn plan_exit_fold(
         )],
         disks: full.disks,
         own_after: 0,
+        own_before: full.own_before,
     })
 }
 

@@ -158,6 +158,23 @@ impl Journal {
     }
 }
 
+/// The UUIDs of the snapshots the VM's journal saw vblaunch take (the take
+/// completed): a run that died after the take but before it could record
+/// the snapshot in the VM's extradata still knows it as its own.
+pub fn journal_takes(data_dir: &Path, vm_uuid: &str) -> Vec<String> {
+    load_journal(data_dir, vm_uuid)
+        .map(|j| {
+            j.entries
+                .iter()
+                .filter(|e| {
+                    e.kind == "take" && e.vm == vm_uuid && e.outcome.as_deref() == Some("ok")
+                })
+                .filter_map(|e| e.snapshot.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The incomplete merges recorded for a VM whose snapshots VirtualBox still
 /// has (`exists`); a journal that cannot be read counts as none, with a
 /// warning (vblaunch then relies on what VirtualBox holds).
@@ -270,6 +287,15 @@ impl JournalWriter {
             Err(e) => self.end(&format!("failed: {}", summary(e)))?,
         }
         result
+    }
+
+    /// Name the snapshot the last step made (a take's new UUID); written
+    /// with the next write, which comes before the next step starts.
+    pub fn set_snapshot(&mut self, uuid: &str) {
+        if let Some(e) = self.journal.entries.last_mut() {
+            e.snapshot = Some(uuid.to_string());
+            self.unsaved = true;
+        }
     }
 
     fn set_outcome(&mut self, outcome: &str) {

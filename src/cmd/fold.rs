@@ -519,7 +519,13 @@ fn execute(
             &crate::vbox::changed_nothing,
         );
         match result {
-            Ok(Some(uuid)) => taken = Some(uuid),
+            Ok(Some(uuid)) => {
+                journal.set_snapshot(&uuid);
+                if let Err(e) = record_own(vb, vm, plan, &uuid, journal) {
+                    return Err(verified_failure(ctx, vb, vm, None, e));
+                }
+                taken = Some(uuid);
+            }
             Ok(None) => {}
             Err(e) => {
                 let merge_of = match step {
@@ -531,6 +537,55 @@ fn execute(
         }
     }
     Ok(taken)
+}
+
+/// Record vblaunch's own snapshots in the VM's extradata right after a take
+/// (one journalled `setextradata`): those it had, less those this run has
+/// already merged, plus the new one. Kept in the VM's `.vbox`, the record
+/// travels with the VM folder, so a snapshot is vblaunch's only when it
+/// carries the marker and is recorded (see [`plan::is_own`]); a UUID of a
+/// snapshot merged later stays until the next record (harmless).
+fn record_own(
+    vb: &VBoxManage,
+    vm: &VmInfo,
+    plan: &Plan,
+    taken: &str,
+    journal: &mut crate::state::JournalWriter,
+) -> Result<()> {
+    let merged_before: Vec<&str> = plan
+        .steps
+        .iter()
+        .take_while(|s| !matches!(s, Step::Take { .. }))
+        .filter_map(|s| match s {
+            Step::Delete { uuid, .. } => Some(uuid.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut own: Vec<&str> = plan
+        .own_before
+        .iter()
+        .map(String::as_str)
+        .filter(|u| !merged_before.contains(u))
+        .collect();
+    own.push(taken);
+    let value = own.join(" ");
+    journal.step(
+        "record",
+        format!("record vblaunch's snapshots: {value}"),
+        &vm.uuid,
+        Some(taken),
+        || {
+            vb.set_extra_data(&vm.uuid, crate::vbox::settings::OWN_KEY, Some(&value))
+                .map_err(|e| {
+                    e.context(format!(
+                        "VM '{}': snapshot {{{taken}}} was taken, but recording it as \
+                         vblaunch's failed (the next run knows it from vblaunch's journal)",
+                        vm.name
+                    ))
+                })
+        },
+        &crate::vbox::changed_nothing,
+    )
 }
 
 /// What a failed run left, as checked right after the failure.

@@ -165,6 +165,16 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
             vm.uuid
         );
     }
+    // Takes vblaunch's journal saw complete count as recorded: a run that
+    // died between the take and its record (see fold::record_own).
+    let mut vm = vm;
+    if let Some(list) = vm.recorded_own.as_mut() {
+        for u in crate::state::journal_takes(&ctx.data_dir, &vm.uuid) {
+            if !list.contains(&u) {
+                list.push(u);
+            }
+        }
+    }
     // A per-VM table found only by the VM's real name/UUID may name other front ends.
     if eff.guard_processes != eff0.guard_processes {
         check(&mut scanner, &eff)?;

@@ -144,7 +144,7 @@ pub fn plan_restore(
         .snapshots
         .iter()
         .enumerate()
-        .find(|(i, s)| is_descendant(vm, *i, newest) && !plan::is_marked(s))
+        .find(|(i, s)| is_descendant(vm, *i, newest) && !plan::is_own(vm, s))
         .map(|(_, s)| s)
     {
         return Err(refuse(

@@ -118,7 +118,7 @@ pub fn vm_status(
         SnapshotStatus {
             name: s.name.clone(),
             uuid: s.uuid.clone(),
-            vblaunch: plan::is_marked(s),
+            vblaunch: plan::is_own(vm, s),
             taken: plan::taken_at(s).map(str::to_string),
             changes_bytes: changes,
             current: vm.current_snapshot.as_deref() == Some(s.uuid.as_str()),
@@ -178,7 +178,7 @@ pub fn vm_status(
             off.len()
         ));
     }
-    let current_own = vm.current().is_some_and(plan::is_marked);
+    let current_own = vm.current().is_some_and(|c| plan::is_own(vm, c));
     let incomplete: Vec<crate::state::IncompleteMerge> = incomplete_merges
         .iter()
         .filter(|m| vm.snapshot(&m.snapshot).is_some())

@@ -420,7 +420,9 @@ impl VBoxManage {
                 ),
             )
         })?;
-        let (info, _) = repair_lossy(info, Vec::new())?;
+        let (mut info, _) = repair_lossy(info, Vec::new())?;
+        // showvminfo does not print extradata; the settings file holds it.
+        info.recorded_own = info.cfg_file.as_deref().and_then(settings::recorded_own);
         if !info.accessible {
             return Err(fail(
                 Code::VmNotFound,

@@ -159,8 +159,34 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, String> {
         attachments,
         snapshots,
         current_snapshot: uuid_attr(m, "currentSnapshot"),
+        recorded_own: recorded_own_of(m),
     };
     Ok(Settings { vm, media })
+}
+
+/// The extradata key under which vblaunch records its own snapshots' UUIDs
+/// (space-separated).
+pub const OWN_KEY: &str = "vblaunch/own";
+
+fn recorded_own_of(m: Node) -> Option<Vec<String>> {
+    let value = child(m, "ExtraData")?
+        .children()
+        .find(|c| c.is_element() && c.attribute("name") == Some(OWN_KEY))?
+        .attribute("value")?;
+    Some(
+        value
+            .split_whitespace()
+            .map(str::to_ascii_lowercase)
+            .collect(),
+    )
+}
+
+/// vblaunch's record of its own snapshots in a settings file (see
+/// [`OWN_KEY`]); None when the file has none or cannot be read.
+pub fn recorded_own(path: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc = Document::parse(&text).ok()?;
+    recorded_own_of(child(doc.root_element(), "Machine")?)
 }
 
 fn collect_media(

@@ -61,6 +61,11 @@ pub struct VmInfo {
     pub attachments: Vec<Attachment>,
     pub snapshots: Vec<Snapshot>,
     pub current_snapshot: Option<String>,
+    /// The UUIDs of the snapshots vblaunch recorded as its own in the VM's
+    /// extradata (`vblaunch/own`, kept in the VM's `.vbox`, so it travels
+    /// with the VM folder); None when the VM has no such record (managed by
+    /// an older vblaunch, or never).
+    pub recorded_own: Option<Vec<String>>,
 }
 
 impl VmInfo {
@@ -396,6 +401,8 @@ pub fn parse(text: &str) -> Result<VmInfo, ParseError> {
         attachments,
         snapshots: snaps,
         current_snapshot,
+        // Not printed by showvminfo; read from the settings file by the caller.
+        recorded_own: None,
     })
 }
 

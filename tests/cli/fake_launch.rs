@@ -75,17 +75,22 @@ fn first_launch_takes_current_by_uuid_verifies_and_starts() {
     let mut c = calls(&w);
     // The name resolved to the VM's UUID (the lock is by UUID, taken before
     // the read the plan uses); then one read (with the settings file), the
-    // take, the start: the result is verified from the settings file
-    // VirtualBox saved, with no call.
+    // take, its record in the VM's extradata, the start: the result is
+    // verified from the settings file VirtualBox saved, with no call.
     assert_eq!(c.remove(0), "list vms", "{c:#?}");
-    assert_eq!(c.len(), 3, "{c:#?}");
+    assert_eq!(c.len(), 4, "{c:#?}");
     assert_eq!(c[0], "list --multiple vms runningvms hdds");
     let prefix = format!(
         "snapshot {} take current --description=vblaunch: taken ",
         vm.uuid
     );
     assert!(c[1].starts_with(&prefix), "{c:#?}");
-    assert_eq!(c[2], format!("startvm {} --type gui", vm.uuid));
+    let taken = w.info(&vm.uuid).current_snapshot.unwrap();
+    assert_eq!(
+        c[2],
+        format!("setextradata {} vblaunch/own {taken}", vm.uuid)
+    );
+    assert_eq!(c[3], format!("startvm {} --type gui", vm.uuid));
     assert_folded(&w, &vm.uuid, "current");
     assert_eq!(w.info(&vm.uuid).state, "running");
     assert!(r.stderr.contains("no vblaunch snapshot yet"), "{r}");
@@ -111,7 +116,7 @@ fn a_settings_file_that_lags_behind_is_checked_against_virtualbox_itself() {
     // The file did not show the snapshot just taken, so VirtualBox was asked.
     // (after `list vms`, which resolved the name)
     assert_eq!(c.iter().filter(|l| is_read(l)).count(), 4, "{c:#?}");
-    assert_eq!(c.len(), 6, "{c:#?}");
+    assert_eq!(c.len(), 7, "{c:#?}");
     assert_folded(&w, &vm.uuid, "current");
     assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), old);
 
@@ -229,11 +234,17 @@ fn second_launch_deletes_the_old_current_by_uuid_and_keeps_the_data() {
     let r = w.vblaunch(&["--type", "headless", "Dev Box"]);
     assert_eq!(r.code, 0, "{r}");
     let m = mutations(&w);
-    assert_eq!(m.len(), 3, "{m:#?}");
-    // The new snapshot first, so the base is never unprotected; then the merge.
+    assert_eq!(m.len(), 4, "{m:#?}");
+    // The new snapshot first, so the base is never unprotected (recorded as
+    // vblaunch's, with the one it had); then the merge.
     assert!(m[0].starts_with(&format!("snapshot {} take current --description=", vm.uuid)));
-    assert_eq!(m[1], format!("snapshot {} delete {old}", vm.uuid));
-    assert_eq!(m[2], format!("startvm {} --type headless", vm.uuid));
+    let new = w.info(&vm.uuid).current_snapshot.unwrap();
+    assert_eq!(
+        m[1],
+        format!("setextradata {} vblaunch/own {old} {new}", vm.uuid)
+    );
+    assert_eq!(m[2], format!("snapshot {} delete {old}", vm.uuid));
+    assert_eq!(m[3], format!("startvm {} --type headless", vm.uuid));
     assert_folded(&w, &vm.uuid, "current");
     assert_ne!(w.info(&vm.uuid).current_snapshot.unwrap(), old);
     // The day's writes are now in the base disk, and the VM sees the same data.
@@ -934,4 +945,97 @@ fn a_missing_front_end_is_refused_before_anything_changes() {
         OsStr::new("F"),
     ]);
     assert_eq!(r.code, 0, "{r}");
+}
+
+/// A note of the user's that merely starts like vblaunch's marker, and even a
+/// copy of vblaunch's whole marker, are not vblaunch's: ownership needs the
+/// record in the VM's own extradata (issue 13, item 9).
+#[test]
+fn a_forged_marker_is_never_taken_for_vblaunchs_snapshot() {
+    let w = World::fake();
+    let vm = adopted(&w, "F");
+    let own = w.info(&vm.uuid).current_snapshot.unwrap();
+    let marker = w.info(&vm.uuid).snapshots[0].description.clone().unwrap();
+    // The user's own snapshot on top, with vblaunch's exact description.
+    w.vbox_ok(&[
+        "snapshot",
+        &vm.uuid,
+        "take",
+        "mine",
+        &format!("--description={marker}"),
+    ]);
+    let before = w.state(&vm.uuid);
+    let r = w.vblaunch(&["fold", "F"]);
+    assert_eq!(
+        r.code, 6,
+        "not vblaunch's, so the tree is not its shape: {r}"
+    );
+    assert!(r.stderr.contains("which vblaunch did not take"), "{r}");
+    assert_eq!(w.state(&vm.uuid), before);
+    let s = w.vblaunch(&["status", "F", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    let chain = j["vms"][0]["chain"].as_array().unwrap().clone();
+    assert_eq!(chain[0]["uuid"], own.as_str());
+    assert_eq!(chain[0]["vblaunch"], true);
+    assert_eq!(chain[1]["vblaunch"], false, "{s}");
+    // A note that merely starts like the marker is no marker at all.
+    let w = World::fake();
+    let vm = w.create_vm("G", 16);
+    w.vbox_ok(&[
+        "snapshot",
+        &vm.uuid,
+        "take",
+        "current",
+        "--description=vblaunch: taken care of the printer driver",
+    ]);
+    let r = w.vblaunch(&["fold", "G"]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stderr.contains("was not taken by vblaunch"), "{r}");
+}
+
+/// A VM managed by an older vblaunch (marked snapshots, no record) is
+/// recognised by its marker once, and recorded at the next take.
+#[test]
+fn snapshots_of_an_older_vblaunch_are_recorded_at_the_next_take() {
+    let w = World::fake();
+    let vm = adopted(&w, "Old");
+    let old = w.info(&vm.uuid).current_snapshot.unwrap();
+    // As an older vblaunch left it: no record.
+    w.vbox_ok(&["setextradata", &vm.uuid, "vblaunch/own"]);
+    let r = w.vblaunch(&["fold", "Old", "--keep", "2"]);
+    assert_eq!(r.code, 0, "{r}");
+    let new = w.info(&vm.uuid).current_snapshot.unwrap();
+    let cfg = std::fs::read_to_string(w.info(&vm.uuid).cfg_file.unwrap()).unwrap();
+    assert!(
+        cfg.contains(&format!("name=\"vblaunch/own\" value=\"{old} {new}\"")),
+        "{cfg}"
+    );
+    assert_restore_points(&w, &vm.uuid, 2);
+}
+
+/// A take whose record failed (or a run killed right after the take): the
+/// journal knows the take, so the next run still knows the snapshot as
+/// vblaunch's and records it.
+#[test]
+fn a_take_whose_record_failed_is_still_known_as_vblaunchs() {
+    let w = World::fake();
+    let vm = adopted(&w, "Rec");
+    fault(
+        &w,
+        &["setextradata", "fail", "1", "VBoxManage: error: boom"],
+    );
+    let r = w.vblaunch(&["fold", "Rec"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(
+        r.stderr.contains("recording it as vblaunch's failed"),
+        "{r}"
+    );
+    let taken = w.info(&vm.uuid).current_snapshot.unwrap();
+    let r = w.vblaunch(&["fold", "Rec"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_folded(&w, &vm.uuid, "current");
+    assert!(
+        w.info(&vm.uuid).snapshot(&taken).is_none(),
+        "folded as vblaunch's"
+    );
 }

@@ -407,6 +407,7 @@ pub fn dispatch(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
         "discardstate" => discardstate(st, rest),
         "closemedium" => closemedium(st, rest),
         "unregistervm" => unregistervm(st, rest),
+        "setextradata" => setextradata(st, rest),
         other => {
             if known_command(other) {
                 unsupported(&format!("command {other:?}"))
@@ -632,6 +633,7 @@ fn createvm(st: &mut State, args: &[String]) -> Result<Out> {
             session_closing: 0,
             mac: random_mac(),
             current_snapshot: None,
+            extradata: Default::default(),
             controllers: vec![],
             attachments: vec![],
             snapshots: vec![],
@@ -1635,6 +1637,30 @@ fn closemedium(st: &mut State, args: &[String]) -> Out {
         out.err(PROGRESS);
     }
     out
+}
+
+/// `setextradata <vm> <key> [<value>]`: no value deletes the key (as real
+/// VirtualBox, which saves the settings file at once).
+fn setextradata(st: &mut State, args: &[String]) -> Out {
+    let (vmarg, key, value) = match args {
+        [vm, key] => (vm, key, None),
+        [vm, key, value] => (vm, key, Some(value)),
+        _ => return unsupported("setextradata <vm> <key> [<value>]"),
+    };
+    let vi = match lookup_vm(st, vmarg) {
+        Lookup::Found(i) => i,
+        Lookup::Limited => return unsupported("setextradata on an inaccessible VM"),
+        Lookup::NotFound(msg) => return err(vec![msg, s(D_NOT_FOUND)]),
+    };
+    match value {
+        Some(v) => {
+            st.vms[vi].extradata.insert(key.clone(), v.clone());
+        }
+        None => {
+            st.vms[vi].extradata.remove(key);
+        }
+    }
+    Out::ok()
 }
 
 fn unregistervm(st: &mut State, args: &[String]) -> Out {

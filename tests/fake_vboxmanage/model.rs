@@ -47,6 +47,9 @@ pub struct Vm {
     pub mac: String,
     #[serde(default)]
     pub current_snapshot: Option<String>,
+    /// `setextradata` keys and values (written into the settings file).
+    #[serde(default)]
+    pub extradata: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub controllers: Vec<Controller>,
     #[serde(default)]
@@ -559,6 +562,17 @@ pub fn settings_xml(st: &State, vm: &Vm) -> String {
         }
     }
     o += "      </HardDisks>\n    </MediaRegistry>\n";
+    if !vm.extradata.is_empty() {
+        o += "    <ExtraData>\n";
+        for (k, v) in &vm.extradata {
+            o += &format!(
+                "      <ExtraDataItem name=\"{}\" value=\"{}\"/>\n",
+                xml_escape(k),
+                xml_escape(v)
+            );
+        }
+        o += "    </ExtraData>\n";
+    }
     if let Some(root) = vm.children(None).first() {
         o += &snapshot_xml(st, vm, *root, "    ");
     }
