@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The floor for vblaunch's own overhead: exactly the VBoxManage calls one
-# `vblaunch fold VM` makes (one read, take, delete; it verifies from the
-# settings file, no call) and `startvm` for a launch, made by a trivial shell
+# `vblaunch fold VM` makes (the name's resolution, one read, take, its record,
+# delete; it verifies from the settings file, no call) and `startvm` for a launch, made by a trivial shell
 # loop against the same VBoxManage (the fake, answering instantly), with no
 # parsing beyond pulling the VM's UUID out of the read and the current
 # snapshot's out of its .vbox (found through VirtualBox.xml) with bash builtins.
@@ -21,10 +21,13 @@ us() { local t=${1/./}; echo "$((10#$t))"; }
 for ((i = 0; i < RUNS; i++)); do
     if [ "$MODE" = launch ]; then "$F" fake set-state "$VM" poweroff >/dev/null; "$F" fake session "$VM" - >/dev/null; fi
     t0=$EPOCHREALTIME
+    "$F" list vms >/dev/null 2>&1
     "$F" list --multiple vms runningvms hdds >"$tmp" 2>/dev/null
     lookup "$VM" "$tmp"
     vm_uuid=$uuid
-    "$F" snapshot "$vm_uuid" take current "--description=$desc" >/dev/null 2>&1
+    new=$("$F" snapshot "$vm_uuid" take current "--description=$desc" 2>/dev/null)
+    new=${new##*UUID: }
+    "$F" setextradata "$vm_uuid" vblaunch/own "$snap $new" >/dev/null 2>&1
     "$F" snapshot "$vm_uuid" delete "$snap" >/dev/null 2>&1
     [ "$MODE" = launch ] && "$F" startvm "$vm_uuid" --type headless >/dev/null 2>&1
     t1=$EPOCHREALTIME

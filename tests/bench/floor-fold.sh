@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The floor for a safe fold: exactly the VBoxManage calls vblaunch makes, in
-# a shell script with no checks: the one read before
+# a shell script with no checks: the name resolved to the UUID (`list vms`,
+# so that the lock is by UUID before the read), the one read
 # (`list --multiple vms runningvms hdds`; the VM's UUID from it, the current
 # snapshot's UUID from the VM's .vbox, found through VirtualBox.xml, as
-# vblaunch does), take the new snapshot, delete the old one by UUID.
+# vblaunch does), take the new snapshot, record it as vblaunch's
+# (`setextradata`), delete the old one by UUID.
 # (vblaunch verifies from the settings file VirtualBox saved, which costs no
 # call.) vblaunch's real-VirtualBox cost is measured against this.
 #   VBOXMANAGE=/path/to/VBoxManage VBOX_USER_HOME=… floor-fold.sh VM
@@ -12,7 +14,10 @@ V=$VBOXMANAGE vm=$1
 . "${BASH_SOURCE[0]%/*}/vbox-lookup.sh"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
+"$V" list vms >/dev/null
 "$V" list --multiple vms runningvms hdds >"$tmp"
 lookup "$vm" "$tmp"
-"$V" snapshot "$uuid" take current >/dev/null
+new=$("$V" snapshot "$uuid" take current)
+new=${new##*UUID: }
+"$V" setextradata "$uuid" vblaunch/own "$snap $new"
 "$V" snapshot "$uuid" delete "$snap"
