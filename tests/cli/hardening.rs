@@ -63,21 +63,7 @@ fn runs_by_name_and_by_uuid_exclude_each_other_before_reading() {
 fn two_vms_with_one_name_are_refused_listing_both_uuids() {
     let w = World::fake();
     let a = w.create_vm("Twin", 16);
-    std::fs::create_dir_all(w.path("vms2")).unwrap();
-    let out = w.vbox_ok(&[
-        "createvm",
-        "--name",
-        "Twin",
-        "--basefolder",
-        w.path("vms2").to_str().unwrap(),
-        "--register",
-    ]);
-    let b = out
-        .lines()
-        .find_map(|l| l.strip_prefix("UUID: "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let b = w.register_empty_vm("Twin", &w.path("vms2"));
     let before = w.state(&a.uuid);
     let r = w.vblaunch(&["fold", "Twin"]);
     assert_eq!(r.code, 7, "{r}");

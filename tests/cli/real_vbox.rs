@@ -371,20 +371,7 @@ fn real_a_base_shared_by_two_vms_is_never_called_safe_alone() {
     let w = real_world!("real_a_base_shared_by_two_vms_is_never_called_safe_alone");
     let a = w.create_vm("Share A", 8);
     assert_eq!(w.vblaunch(&["fold", "Share A"]).code, 0);
-    let out = w.vbox_ok(&[
-        "createvm",
-        "--name",
-        "Share B",
-        "--basefolder",
-        w.path("vms").to_str().unwrap(),
-        "--register",
-    ]);
-    let b = out
-        .lines()
-        .find_map(|l| l.strip_prefix("UUID: "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let b = w.register_empty_vm("Share B", &w.path("vms"));
     w.vbox_ok(&["storagectl", &b, "--name", "SATA", "--add", "sata"]);
     w.vbox_ok(&[
         "storageattach",
@@ -483,21 +470,7 @@ fn real_dash_names_and_shared_names() {
     let r = w.vblaunch(&["doctor", "--", "-no such VM"]);
     assert_eq!(r.code, 7, "{r}");
     let a = w.create_vm("Twin", 8);
-    std::fs::create_dir_all(w.path("vms2")).unwrap();
-    let out = w.vbox_ok(&[
-        "createvm",
-        "--name",
-        "Twin",
-        "--basefolder",
-        w.path("vms2").to_str().unwrap(),
-        "--register",
-    ]);
-    let b = out
-        .lines()
-        .find_map(|l| l.strip_prefix("UUID: "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let b = w.register_empty_vm("Twin", &w.path("vms2"));
     let before = w.state(&a.uuid);
     let r = w.vblaunch(&["fold", "Twin"]);
     assert_eq!(r.code, 7, "{r}");

@@ -234,6 +234,26 @@ impl World {
 
     /// Register a VM, make its disk with the VBoxManage command `make_disk`
     /// returns for the disk's path, and attach it to a SATA controller.
+    /// Create and register a VM with no disk in `basefolder`; its UUID.
+    pub fn register_empty_vm(&self, name: &str, basefolder: &Path) -> String {
+        std::fs::create_dir_all(basefolder).unwrap();
+        let out = self.vbox_ok(&[
+            "createvm",
+            "--name",
+            name,
+            "--ostype",
+            "Linux_64",
+            "--basefolder",
+            basefolder.to_str().unwrap(),
+            "--register",
+        ]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("UUID: "))
+            .unwrap_or_else(|| panic!("no UUID in createvm output: {out}"))
+            .trim()
+            .to_string()
+    }
+
     fn create_vm_with(&self, name: &str, make_disk: impl FnOnce(&Path) -> Vec<String>) -> Vm {
         self.create_vm_in(name, "vms", None, make_disk)
     }
@@ -263,22 +283,7 @@ impl World {
         disk: Option<&str>,
         make_disk: impl FnOnce(&Path) -> Vec<String>,
     ) -> Vm {
-        let out = self.vbox_ok(&[
-            "createvm",
-            "--name",
-            name,
-            "--ostype",
-            "Linux_64",
-            "--basefolder",
-            self.path(folder).to_str().unwrap(),
-            "--register",
-        ]);
-        let uuid = out
-            .lines()
-            .find_map(|l| l.strip_prefix("UUID: "))
-            .unwrap_or_else(|| panic!("no UUID in createvm output: {out}"))
-            .trim()
-            .to_string();
+        let uuid = self.register_empty_vm(name, &self.path(folder));
         let base = match disk {
             Some(d) => self.path(&format!("disks/{d}")),
             None => self.path(&format!("disks/{uuid}.vdi")),
