@@ -16,6 +16,7 @@ mod doctor;
 mod fake_fidelity;
 #[cfg(unix)]
 mod fake_launch;
+mod gui;
 #[cfg(unix)]
 mod real_vbox;
 #[cfg(unix)]

@@ -1,0 +1,39 @@
+//! `vblaunchw`, the program the shortcuts start: a failure goes to its dialog
+//! (here read back through `VBLAUNCH_GUI_TRANSCRIPT`, since no one clicks in
+//! CI) with the texts and the exit code `vblaunch` would give. On Windows
+//! (under Wine in CI) this runs the GUI-subsystem .exe itself.
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+const VBLAUNCHW: &str = env!("CARGO_BIN_EXE_vblaunchw");
+
+#[test]
+fn gui_failure_shows_the_dialog_texts_and_keeps_the_exit_code() {
+    let w = World::fake();
+    let transcript = w.path("dialogs.txt");
+    let mut cmd = Command::new(VBLAUNCHW);
+    w.base_env_pub(&mut cmd);
+    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .env("VBLAUNCH_GUI_TRANSCRIPT", &transcript)
+        .args(["--pause-on-error", "launch", "No Such VM"])
+        .stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The same exit code as vblaunch: 7, the VM is not registered.
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    let shown = std::fs::read_to_string(&transcript).expect("a dialog was shown");
+    assert_eq!(shown.matches("\n---\n").count(), 1, "one dialog:\n{shown}");
+    for part in [
+        "No Such VM — vblaunch",
+        "VirtualBox does not know this VM",
+        "No Such VM",
+        "Exit code 7 · log: ",
+        "[Open log] [Run doctor] [Copy details] [Close]",
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from:\n{shown}");
+    }
+    // Everything still goes to the log file.
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(log.contains("No Such VM"), "{log}");
+}
