@@ -107,8 +107,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         }
         Err(e) => log::warn!("{e:#}\nThe shortcut is made anyway, but check the VM name."),
     }
+    let mut exe = own_exe()?;
+    if os == Os::Windows {
+        exe = crate::face::shortcut_exe(&exe, &|p| p.is_file());
+    }
     let target = Target {
-        exe: own_exe()?,
+        exe,
         vm: args.vm.clone(),
         icon,
     };
