@@ -89,7 +89,12 @@ impl FailureDialog {
     /// Everything the dialog says, for *Copy details* (and for a face that
     /// can show only plain text).
     pub fn full_text(&self) -> String {
-        let mut out = format!("{}\n\n{}", self.title, self.heading);
+        format!("{}\n\n{}", self.title, self.message_text())
+    }
+
+    /// The dialog's text under its title bar.
+    pub fn message_text(&self) -> String {
+        let mut out = self.heading.clone();
         if !self.body.is_empty() {
             out.push_str(&format!("\n\n{}", self.body));
         }

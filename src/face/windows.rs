@@ -27,7 +27,7 @@ pub enum Choice {
 pub fn show_failure(d: &FailureDialog) -> Choice {
     let retry = d.buttons.contains(&Button::Retry);
     let style = if retry { MB_RETRYCANCEL } else { MB_OK };
-    let text = wide(&d.full_text());
+    let text = wide(&d.message_text());
     let caption = wide(&d.title);
     // SAFETY: both strings are NUL-terminated UTF-16 that outlive the call;
     // a null owner window is allowed.

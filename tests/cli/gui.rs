@@ -37,3 +37,30 @@ fn gui_failure_shows_the_dialog_texts_and_keeps_the_exit_code() {
     let log = std::fs::read_to_string(w.log_file()).unwrap();
     assert!(log.contains("No Such VM"), "{log}");
 }
+
+/// The PE optional header's Subsystem field: 2 = GUI (no console is made
+/// when it starts), 3 = console.
+#[cfg(windows)]
+fn pe_subsystem(exe: &str) -> u16 {
+    let b = std::fs::read(exe).unwrap();
+    let pe = u32::from_le_bytes(b[0x3C..0x40].try_into().unwrap()) as usize;
+    assert_eq!(&b[pe..pe + 4], b"PE\0\0", "{exe} is not a PE file");
+    // signature (4) + COFF header (20) + Subsystem's offset in the optional header (68)
+    let at = pe + 4 + 20 + 68;
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+}
+
+#[cfg(windows)]
+#[test]
+fn vblaunchw_is_a_gui_exe_and_vblaunch_stays_a_console_one() {
+    assert_eq!(
+        pe_subsystem(VBLAUNCHW),
+        2,
+        "vblaunchw.exe must open no console"
+    );
+    assert_eq!(
+        pe_subsystem(VBLAUNCH),
+        3,
+        "vblaunch.exe stays a console program"
+    );
+}
