@@ -9,7 +9,8 @@
 //!
 //! Sharp edges: the engine (`cmd::fold`, `vbox`) does not send these events
 //! yet — it still logs and prints itself; hooking it up is the next step.
-//! Only the final failure reaches the GUI today (through `main_gui.rs`).
+//! Only the end of a run reaches the GUI today (`gui_main`): the failure
+//! dialog, and the second launch of a VM that vblaunch holds and that runs.
 pub mod model;
 #[cfg(windows)]
 pub mod windows;
@@ -148,10 +149,24 @@ pub fn gui_main() -> std::process::ExitCode {
             _ => "vblaunch".to_string(),
         };
         let pause = cli.global.pause_on_error;
+        let launch = matches!(cli.command, crate::cli::Command::Launch { .. });
+        let global = cli.global.clone();
         match crate::run(cli) {
             Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(err) => {
                 let code = crate::exit::code_of(&err);
+                // A double-click on the shortcut of a VM that vblaunch holds
+                // and that runs is not an error.
+                if launch && code == crate::exit::Code::LockHeld {
+                    let running = vm_is_running(global, &vm);
+                    if let model::SecondLaunch::ShowRunningVm { message } =
+                        model::second_launch(&vm, code, running)
+                    {
+                        log::info!("{message} ({err})");
+                        show_note(&format!("{vm} — vblaunch"), &message);
+                        return std::process::ExitCode::SUCCESS;
+                    }
+                }
                 crate::report_error(&err);
                 if !pause && !cfg!(windows) {
                     return std::process::ExitCode::from(code.as_u8());
@@ -167,6 +182,14 @@ pub fn gui_main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
+fn vm_is_running(global: crate::cli::Global, vm: &str) -> Option<bool> {
+    let ctx = crate::Context::new(global).ok()?;
+    let eff = ctx.config.effective(&[vm]);
+    let info = ctx.vbox(&eff).ok()?.show_vm_info(vm).ok()?;
+    Some(info.state == "running")
 }
 
 fn fail_once(vm: &str, err: &anyhow::Error) -> std::process::ExitCode {
@@ -188,21 +211,37 @@ enum Choice {
 /// in CI has no one to click), append the dialog's text to that file instead
 /// and choose *Close*.
 fn show_failure(d: &model::FailureDialog) -> Choice {
-    if let Some(path) = std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").filter(|p| !p.is_empty()) {
-        use std::io::Write;
-        let buttons: Vec<&str> = d.buttons.iter().map(|b| b.label()).collect();
-        let entry = format!("{}\n[{}]\n---\n", d.full_text(), buttons.join("] ["));
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(entry.as_bytes()));
-        if let Err(e) = written {
-            log::warn!("cannot write the dialog transcript: {e}");
-        }
+    let buttons: Vec<&str> = d.buttons.iter().map(|b| b.label()).collect();
+    let entry = format!("{}\n[{}]", d.full_text(), buttons.join("] ["));
+    if transcript(&entry) {
         return Choice::Close;
     }
     show_native(d)
+}
+
+/// A short note ("Dev Box is already running.").
+fn show_note(title: &str, text: &str) {
+    if !transcript(&format!("{title}\n\n{text}\n[OK]")) {
+        show_plain(title, text);
+    }
+}
+
+/// With `VBLAUNCH_GUI_TRANSCRIPT` set, append a dialog's text to that file
+/// instead of showing it; returns whether it did.
+fn transcript(entry: &str) -> bool {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{entry}\n---\n").as_bytes()));
+    if let Err(e) = written {
+        log::warn!("cannot write the dialog transcript: {e}");
+    }
+    true
 }
 
 #[cfg(windows)]
