@@ -3,7 +3,8 @@
 #
 #   packaging/build.sh assets           man page + shell completions from the clap definition
 #   packaging/build.sh deb              Debian package with cargo-deb (installs cargo-deb if missing)
-#   packaging/build.sh windows-zip EXE  Windows zip: vblaunch.exe, README, example config, install-shortcut.cmd
+#   packaging/build.sh windows-zip EXE  Windows zip: vblaunch.exe, vblaunchw.exe (the GUI one next
+#                                       to EXE), README, example config, install-shortcut.cmd
 #   packaging/build.sh templates        Homebrew formula and winget manifest, fields filled from Cargo.toml
 #
 # `assets` and `deb` build target/release/vblaunch first.
@@ -50,6 +51,11 @@ windows_zip() {
     rm -rf "$dir" "$OUT/$name.zip"
     mkdir -p "$dir"
     cp "$exe" "$dir/vblaunch.exe"
+    # The shortcuts start vblaunchw.exe (no console window): ship both.
+    local gui
+    gui=$(dirname "$exe")/vblaunchw.exe
+    [ -f "$gui" ] || { echo "build.sh: $gui is missing (build it with --bin vblaunchw)" >&2; exit 1; }
+    cp "$gui" "$dir/vblaunchw.exe"
     cp README.md "$dir/README.md"
     cp config/vblaunch.example.toml "$dir/vblaunch.example.toml"
     cp packaging/windows/install-shortcut.cmd "$dir/install-shortcut.cmd"

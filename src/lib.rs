@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod disk;
 pub mod exit;
+pub mod face;
 pub mod files;
 pub mod guard;
 pub mod hooks;

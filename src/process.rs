@@ -211,12 +211,31 @@ fn command(cmd: &CommandLine, stderr: Stdio) -> Command {
     for (k, v) in &cmd.env {
         command.env(k, v);
     }
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        command.creation_flags(no_window());
+    }
     command
 }
 
 /// How long the pipes may stay open after the child exited (a process it
 /// left behind holds them): then its output so far is taken as all of it.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// Without a console of its own (`vblaunchw.exe`, a shortcut launch), a
+/// console child such as VBoxManage would open a console window each time:
+/// `CREATE_NO_WINDOW` prevents that (its output is captured anyway). With a
+/// console, children share it as before.
+#[cfg(windows)]
+fn no_window() -> u32 {
+    const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+    if crate::face::windows::has_console() {
+        0
+    } else {
+        CREATE_NO_WINDOW
+    }
+}
 
 /// Run the command to completion (or its deadline), reporting events.
 ///
@@ -500,7 +519,7 @@ fn detach(command: &mut Command) {
 fn detach(command: &mut Command) {
     use std::os::windows::process::CommandExt;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
-    command.creation_flags(CREATE_NEW_PROCESS_GROUP);
+    command.creation_flags(CREATE_NEW_PROCESS_GROUP | no_window());
 }
 
 #[cfg(not(any(unix, windows)))]

@@ -131,8 +131,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     } else {
         (args.vm.clone(), None)
     };
+    let mut exe = own_exe()?;
+    if os == Os::Windows {
+        exe = crate::face::shortcut_exe(&exe, &|p| p.is_file());
+    }
     let target = Target {
-        exe: own_exe()?,
+        exe,
         vm,
         name,
         icon,

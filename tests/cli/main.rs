@@ -19,6 +19,7 @@ mod fake_fidelity;
 mod fake_launch;
 #[cfg(target_os = "linux")]
 mod faults;
+mod gui;
 #[cfg(target_os = "linux")]
 mod hardening;
 #[cfg(unix)]

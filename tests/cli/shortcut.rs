@@ -159,7 +159,7 @@ fn an_unknown_vm_gets_no_shortcut() {
 
 #[cfg(windows)]
 #[test]
-fn windows_lnk_targets_this_exe_with_quoted_arguments() {
+fn windows_lnk_targets_the_gui_exe_with_quoted_arguments() {
     let w = World::fake();
     let env = no_vbox(&w);
     let dest = w.path("links");
@@ -177,7 +177,10 @@ fn windows_lnk_targets_this_exe_with_quoted_arguments() {
     let file = only_file(&dest);
     assert!(file.to_string_lossy().ends_with(".lnk"));
     let link = lnk::ShellLink::open(&file, lnk::encoding::WINDOWS_1252).unwrap();
+    // The GUI executable next to this one (cargo builds it too): no console.
     let exe = std::fs::canonicalize(VBLAUNCH).unwrap();
+    let exe = exe.with_file_name("vblaunchw.exe");
+    assert!(exe.is_file(), "{}", exe.display());
     let exe = exe.to_string_lossy();
     let exe = exe.strip_prefix(r"\\?\").unwrap_or(&exe);
     assert_eq!(link.link_target().as_deref(), Some(exe));

@@ -1,0 +1,112 @@
+//! `vblaunchw`, the program the shortcuts start: a failure goes to its dialog
+//! (here read back through `VBLAUNCH_GUI_TRANSCRIPT`, since no one clicks in
+//! CI) with the texts and the exit code `vblaunch` would give. On Windows
+//! (under Wine in CI) this runs the GUI-subsystem .exe itself.
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::support::*;
+
+const VBLAUNCHW: &str = env!("CARGO_BIN_EXE_vblaunchw");
+
+/// vblaunchw with the dialogs going to `transcript`.
+fn vblaunchw(w: &World, transcript: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(VBLAUNCHW);
+    w.base_env_pub(&mut cmd);
+    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .env("VBLAUNCH_GUI_TRANSCRIPT", transcript)
+        .args(args)
+        .stdin(Stdio::null());
+    cmd.output().unwrap()
+}
+
+/// A second launch from the shortcut while vblaunch holds the VM: if the VM
+/// runs, a note and exit 0; if not (a fold in progress), the lock dialog.
+#[cfg(unix)]
+#[test]
+fn a_second_launch_of_a_held_running_vm_says_it_runs_and_exits_0() {
+    let w = World::fake();
+    let vm = w.create_vm("Dev Box", 16);
+    std::fs::create_dir_all(w.lock_dir()).unwrap();
+    // vblaunch locks a VM by its UUID.
+    let lock = std::fs::File::create(w.lock_dir().join(format!("{}.lock", vm.uuid))).unwrap();
+    lock.try_lock().unwrap();
+    let shown = w.path("dialogs.txt");
+    let args = ["--pause-on-error", "launch", "Dev Box"];
+
+    // Held, VM powered off: the usual "already working" failure, exit 4.
+    let out = vblaunchw(&w, &shown, &args);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let text = std::fs::read_to_string(&shown).unwrap();
+    assert!(
+        text.contains("vblaunch is already working on this VM"),
+        "{text}"
+    );
+    std::fs::remove_file(&shown).unwrap();
+
+    // Held, VM running: no error.
+    w.vbox_ok(&["fake", "set-state", "Dev Box", "running"]);
+    let out = vblaunchw(&w, &shown, &args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&shown).unwrap();
+    assert_eq!(
+        text,
+        "Dev Box — vblaunch\n\nDev Box is already running.\n[OK]\n---\n"
+    );
+    drop(lock);
+}
+
+#[test]
+fn gui_failure_shows_the_dialog_texts_and_keeps_the_exit_code() {
+    let w = World::fake();
+    let transcript = w.path("dialogs.txt");
+    let out = vblaunchw(
+        &w,
+        &transcript,
+        &["--pause-on-error", "launch", "No Such VM"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The same exit code as vblaunch: 7, the VM is not registered.
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    let shown = std::fs::read_to_string(&transcript).expect("a dialog was shown");
+    assert_eq!(shown.matches("\n---\n").count(), 1, "one dialog:\n{shown}");
+    for part in [
+        "No Such VM — vblaunch",
+        "VirtualBox does not know this VM",
+        "No Such VM",
+        "Exit code 7 · log: ",
+        "[Open log] [Run doctor] [Copy details] [Close]",
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from:\n{shown}");
+    }
+    // Everything still goes to the log file.
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(log.contains("No Such VM"), "{log}");
+}
+
+/// The PE optional header's Subsystem field: 2 = GUI (no console is made
+/// when it starts), 3 = console.
+#[cfg(windows)]
+fn pe_subsystem(exe: &str) -> u16 {
+    let b = std::fs::read(exe).unwrap();
+    let pe = u32::from_le_bytes(b[0x3C..0x40].try_into().unwrap()) as usize;
+    assert_eq!(&b[pe..pe + 4], b"PE\0\0", "{exe} is not a PE file");
+    // signature (4) + COFF header (20) + Subsystem's offset in the optional header (68)
+    let at = pe + 4 + 20 + 68;
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+}
+
+#[cfg(windows)]
+#[test]
+fn vblaunchw_is_a_gui_exe_and_vblaunch_stays_a_console_one() {
+    assert_eq!(
+        pe_subsystem(VBLAUNCHW),
+        2,
+        "vblaunchw.exe must open no console"
+    );
+    assert_eq!(
+        pe_subsystem(VBLAUNCH),
+        3,
+        "vblaunch.exe stays a console program"
+    );
+}
