@@ -51,7 +51,11 @@ fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
 /// two registered VMs have it (VirtualBox would silently pick the first).
 /// An unknown name is [`Code::VmNotFound`] listing the registered VMs, and
 /// no VBoxManage call ever sees it as an option (`-x`).
-pub fn resolve_uuid(vb: &VBoxManage, vm_arg: &str) -> Result<String> {
+pub fn resolve_uuid(
+    vb: &VBoxManage,
+    vm_arg: &str,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<String> {
     if crate::config::looks_like_uuid(vm_arg) {
         return Ok(vm_arg
             .trim_matches(|c| c == '{' || c == '}')
@@ -63,11 +67,22 @@ pub fn resolve_uuid(vb: &VBoxManage, vm_arg: &str) -> Result<String> {
         [(_, uuid)] => Ok(uuid.clone()),
         [] => Err(fail(
             Code::VmNotFound,
-            format!(
-                "VirtualBox has no VM named '{}' (names are case-sensitive; a UUID works too). {}",
-                crate::logging::escape(vm_arg),
-                crate::vbox::describe_registered(&vms)
-            ),
+            match inaccessible_named(&vms, vm_arg, env) {
+                Some((uuid, cfg)) => format!(
+                    "VM '{}' {{{uuid}}} is registered but inaccessible: VirtualBox cannot load \
+                     its settings {} (the file is damaged or missing, or a disk image it names \
+                     cannot be found), so it no longer knows the VM's name. Run `vblaunch \
+                     doctor {}` to see why and what restores it. Nothing was changed.",
+                    crate::logging::escape(vm_arg),
+                    cfg.display(),
+                    crate::process::quote(vm_arg)
+                ),
+                None => format!(
+                    "VirtualBox has no VM named '{}' (names are case-sensitive; a UUID works too). {}",
+                    crate::logging::escape(vm_arg),
+                    crate::vbox::describe_registered(&vms)
+                ),
+            },
         )),
         many => {
             let list: Vec<String> = many.iter().map(|(_, u)| format!("  {u}")).collect();
@@ -86,6 +101,30 @@ pub fn resolve_uuid(vb: &VBoxManage, vm_arg: &str) -> Result<String> {
     }
 }
 
+/// An inaccessible registered VM whose settings file is named after `name`
+/// (VirtualBox names it `<VM name>.vbox`), from VirtualBox.xml's registry:
+/// the VM the user means when VirtualBox no longer knows its name.
+fn inaccessible_named(
+    vms: &[(String, String)],
+    name: &str,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<(String, std::path::PathBuf)> {
+    let broken: Vec<&str> = vms
+        .iter()
+        .filter(|(n, _)| n == "<inaccessible>")
+        .map(|(_, u)| u.as_str())
+        .collect();
+    if broken.is_empty() {
+        return None;
+    }
+    let homes = crate::vbox::locate::user_homes(env);
+    let registry = crate::vbox::settings::machine_registry(&homes).ok()??;
+    registry.into_iter().find(|(uuid, cfg)| {
+        broken.iter().any(|b| b.eq_ignore_ascii_case(uuid))
+            && cfg.file_stem().is_some_and(|s| s == name)
+    })
+}
+
 /// 1. find the VM's UUID and lock it: a second vblaunch for the same VM,
 ///    named either way, exits at once. The lock comes before the read that
 ///    the plan uses, so no run plans on what another one is changing;
@@ -95,7 +134,7 @@ pub fn resolve_uuid(vb: &VBoxManage, vm_arg: &str) -> Result<String> {
 pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
     let eff0 = ctx.config.effective(&[vm_arg]);
     let vb = ctx.vbox(&eff0)?;
-    let uuid = resolve_uuid(&vb, vm_arg)?;
+    let uuid = resolve_uuid(&vb, vm_arg, &|v| ctx.env(v))?;
     let locks = vec![lock::acquire(&ctx.locks_dir(), &uuid, vm_arg)?];
     let vm_arg = uuid.as_str();
     let mut scanner = Scanner::new()?;

@@ -98,7 +98,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 show_progress: false,
             };
             // By UUID: VBoxManage never reads a name like `-x` as an option.
-            let info = vb.show_vm_info(&super::resolve_uuid(&vb, &args.vm)?)?;
+            let info = vb.show_vm_info(&super::resolve_uuid(&vb, &args.vm, &|v| ctx.env(v))?)?;
             log::debug!(
                 "shortcut for VM '{}' {{{}}}",
                 crate::logging::escape(&info.name),

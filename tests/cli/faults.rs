@@ -523,6 +523,30 @@ fn real_fault_service_that_cannot_start_is_retried_then_explained() {
     assert!(!log.contains("did not answer (attempt 4)"), "{log}");
 }
 
+/// A VM whose `.vbox` is damaged is `<inaccessible>` to VirtualBox, which
+/// then no longer knows its name: vblaunch names it from VirtualBox.xml's
+/// registry and points at doctor, instead of "no VM named …".
+#[test]
+fn real_fault_a_damaged_vbox_is_named_by_its_settings_file() {
+    let w = fault_world!("real_fault_a_damaged_vbox_is_named_by_its_settings_file");
+    let vm = w.create_vm("Damaged Settings", 8);
+    let cfg = w.info(&vm.uuid).cfg_file.unwrap();
+    kill_own_vboxsvc(&w);
+    std::fs::write(&cfg, "<VirtualBox><Machine").unwrap();
+    let r = w.vblaunch(&["fold", "Damaged Settings"]);
+    assert_eq!(r.code, 7, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "VM 'Damaged Settings' {{{}}} is registered",
+            vm.uuid
+        )) && r.stderr.contains(cfg.to_str().unwrap())
+            && r.stderr.contains("vblaunch doctor 'Damaged Settings'")
+            && r.stderr.contains("Nothing was changed"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("has no VM named"), "{r}");
+}
+
 #[test]
 fn real_fault_damaged_virtualbox_xml_is_not_retried() {
     let w = fault_world!("real_fault_damaged_virtualbox_xml_is_not_retried");
