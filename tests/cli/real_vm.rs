@@ -527,6 +527,33 @@ fn real_vm_powered_off_from_outside_is_folded_on_exit() {
     assert!(w.info(&vm.uuid).snapshots.is_empty());
 }
 
+/// Issue 12: a whole `--wait` session of a VM with a non-ASCII name, in a
+/// folder with a non-ASCII name, while the user's own locale is `C` (the
+/// World runs vblaunch under LC_ALL=C): start, the guest writes, the VM is
+/// powered off, vblaunch sees it stop and folds the session into the base.
+#[test]
+fn real_vm_a_non_ascii_vm_under_the_c_locale_runs_a_whole_wait_session() {
+    let (_s, w, x) =
+        real_vm_world!("real_vm_a_non_ascii_vm_under_the_c_locale_runs_a_whole_wait_session");
+    let g = Guest::writer("vblaunch non-ASCII session ");
+    let vm = running_vm(
+        &w,
+        "Büro-PC 開発",
+        &raw_disk(&w, Some(&g.assemble(&w)), false),
+    );
+    w.write_config(&format!("{GUARD}wait = true\nfold_on_exit = true\n"));
+    let (bg, _vg) = start_writer(&w, &x, &vm, &g);
+    w.vbox_ok(&["controlvm", &vm.uuid, "poweroff"]);
+    let (code, err) = bg.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("VM 'Büro-PC 開発' has stopped") && err.contains("folded on exit"),
+        "{err}"
+    );
+    bytes_eq!(base_region(&w, &vm, &g), g.written(1));
+    assert!(w.info(&vm.uuid).snapshots.is_empty());
+}
+
 /// 2.2: the window closed (SIGTERM to `VirtualBoxVM`): the VM is aborted;
 /// fold on exit leaves the session alone, and the next launch folds it in.
 #[test]
