@@ -89,8 +89,12 @@ pub fn is_own(vm: &VmInfo, s: &Snapshot) -> bool {
 
 /// When vblaunch took a snapshot (from its marker), as written (ISO 8601).
 pub fn taken_at(s: &Snapshot) -> Option<&str> {
-    let rest = s.description.as_deref()?.strip_prefix(MARKER)?;
-    rest.split_whitespace().next()
+    marker_time(s.description.as_deref()?)
+}
+
+/// The time in a marker description.
+pub fn marker_time(description: &str) -> Option<&str> {
+    description.strip_prefix(MARKER)?.split_whitespace().next()
 }
 
 /// The label of the own snapshot `age` launches old (0 = newest).

@@ -76,6 +76,12 @@ pub struct JournalEntry {
     /// `ok`, `failed: …`, or `refused: …` (VirtualBox refused before it
     /// changed anything); absent while the step runs (or if the run died).
     pub outcome: Option<String>,
+    /// For a take: the time its snapshot's marker carries, written before
+    /// the take starts, so that a run killed during the take (VirtualBox
+    /// completes it; vblaunch never learns the UUID) still knows the
+    /// snapshot as its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<String>,
 }
 
 impl JournalEntry {
@@ -158,21 +164,31 @@ impl Journal {
     }
 }
 
-/// The UUIDs of the snapshots the VM's journal saw vblaunch take (the take
-/// completed): a run that died after the take but before it could record
-/// the snapshot in the VM's extradata still knows it as its own.
-pub fn journal_takes(data_dir: &Path, vm_uuid: &str) -> Vec<String> {
-    load_journal(data_dir, vm_uuid)
-        .map(|j| {
-            j.entries
-                .iter()
-                .filter(|e| {
-                    e.kind == "take" && e.vm == vm_uuid && e.outcome.as_deref() == Some("ok")
-                })
-                .filter_map(|e| e.snapshot.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+/// What the VM's journal knows of the snapshots vblaunch took, for a run
+/// that died before it could record one in the VM's extradata: the UUIDs of
+/// completed takes, and the marker times of takes that never reported back
+/// (a take killed half-way may still have been completed by VirtualBox).
+pub fn journal_takes(data_dir: &Path, vm_uuid: &str) -> (Vec<String>, Vec<String>) {
+    let Ok(j) = load_journal(data_dir, vm_uuid) else {
+        return Default::default();
+    };
+    let takes = || {
+        j.entries
+            .iter()
+            .filter(move |e| e.kind == "take" && e.vm == vm_uuid)
+    };
+    (
+        takes()
+            .filter(|e| e.outcome.as_deref() == Some("ok"))
+            .filter_map(|e| e.snapshot.clone())
+            .collect(),
+        // Only takes that did not report back: a completed take is known by
+        // its UUID (a copy of its marker on another snapshot stays foreign).
+        takes()
+            .filter(|e| e.outcome.as_deref() != Some("ok"))
+            .filter_map(|e| e.taken_at.clone())
+            .collect(),
+    )
 }
 
 /// The incomplete merges recorded for a VM whose snapshots VirtualBox still
@@ -230,6 +246,8 @@ pub struct JournalWriter {
     /// between the two, so one write says both, and a crash in between reads
     /// as "interrupted in that step", which the next run checks anyway.
     unsaved: bool,
+    /// The marker time for the next step (a take), see [`JournalEntry::taken_at`].
+    next_taken_at: Option<String>,
 }
 
 impl JournalWriter {
@@ -252,7 +270,13 @@ impl JournalWriter {
                 incomplete_merges: incomplete_merges(data_dir, vm_uuid, exists),
             },
             unsaved: false,
+            next_taken_at: None,
         })
+    }
+
+    /// The next step is a take whose snapshot's marker carries this time.
+    pub fn next_take_marks(&mut self, taken_at: &str) {
+        self.next_taken_at = Some(taken_at.to_string());
     }
 
     fn save(&mut self) -> Result<()> {
@@ -319,6 +343,7 @@ impl JournalWriter {
             snapshot: snapshot.map(str::to_string),
             started: now(),
             outcome: None,
+            taken_at: self.next_taken_at.take(),
         });
         self.save()
     }

@@ -510,6 +510,11 @@ fn execute(
                 Some(uuid.as_str()),
             ),
         };
+        if let Step::Take { description, .. } = step {
+            if let Some(t) = plan::marker_time(description) {
+                journal.next_take_marks(t);
+            }
+        }
         let result = journal.step(
             kind,
             what,

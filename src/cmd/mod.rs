@@ -207,10 +207,48 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
     // Takes vblaunch's journal saw complete count as recorded: a run that
     // died between the take and its record (see fold::record_own).
     let mut vm = vm;
-    if let Some(list) = vm.recorded_own.as_mut() {
-        for u in crate::state::journal_takes(&ctx.data_dir, &vm.uuid) {
-            if !list.contains(&u) {
-                list.push(u);
+    if let Some(recorded) = vm.recorded_own.clone() {
+        let (uuids, times) = crate::state::journal_takes(&ctx.data_dir, &vm.uuid);
+        let known: Vec<String> = vm
+            .snapshots
+            .iter()
+            .filter(|s| {
+                crate::plan::is_marked(s)
+                    && (uuids.contains(&s.uuid)
+                        || crate::plan::taken_at(s).is_some_and(|t| times.iter().any(|x| x == t)))
+            })
+            .map(|s| s.uuid.clone())
+            .collect();
+        let missing: Vec<String> = known
+            .into_iter()
+            .filter(|u| !recorded.contains(u))
+            .collect();
+        if !missing.is_empty() {
+            vm.recorded_own = Some(
+                recorded
+                    .into_iter()
+                    .chain(missing.iter().cloned())
+                    .collect(),
+            );
+            // Repair the record now (before any step of this run), so that a
+            // second interruption cannot lose what the journal knew.
+            if !ctx.global.dry_run {
+                let own: Vec<&str> = vm
+                    .snapshots
+                    .iter()
+                    .filter(|s| crate::plan::is_own(&vm, s))
+                    .map(|s| s.uuid.as_str())
+                    .collect();
+                log::info!(
+                    "Recording snapshot(s) {} as vblaunch's: an earlier run took them and was \
+                     interrupted before it could record them.",
+                    missing.join(", ")
+                );
+                vb.set_extra_data(
+                    &vm.uuid,
+                    crate::vbox::settings::OWN_KEY,
+                    Some(&own.join(" ")),
+                )?;
             }
         }
     }
