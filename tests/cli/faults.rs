@@ -247,36 +247,7 @@ pub fn truncate(path: &Path, len: u64) {
 /// result, which it reports after VirtualBox's service went away.
 pub fn kill_vboxsvc_during(w: &World, args: &[&str], markers: &[&str]) -> Run {
     use std::io::Read;
-    let mut cmd = Command::new(VBLAUNCH);
-    w.base_env_pub(&mut cmd);
-    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let found = |text: &str| {
-        let mut at = 0;
-        markers.iter().all(|m| match text[at..].find(m) {
-            Some(i) => {
-                at += i + m.len();
-                true
-            }
-            None => false,
-        })
-    };
-    let mut buf = [0u8; 256];
-    while !found(&String::from_utf8_lossy(&seen)) {
-        let n = err.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "vblaunch ended before {markers:?}: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let (child, mut err, mut seen) = spawn_until(w, args, markers, std::process::Stdio::piped());
     let killed = kill_own_vboxsvc(w);
     assert_eq!(killed.len(), 1, "the World's VBoxSVC was running");
     err.read_to_end(&mut seen).unwrap();

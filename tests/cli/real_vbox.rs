@@ -372,21 +372,7 @@ fn real_a_base_shared_by_two_vms_is_never_called_safe_alone() {
     let a = w.create_vm("Share A", 8);
     assert_eq!(w.vblaunch(&["fold", "Share A"]).code, 0);
     let b = w.register_empty_vm("Share B", &w.path("vms"));
-    w.vbox_ok(&["storagectl", &b, "--name", "SATA", "--add", "sata"]);
-    w.vbox_ok(&[
-        "storageattach",
-        &b,
-        "--storagectl",
-        "SATA",
-        "--port",
-        "0",
-        "--device",
-        "0",
-        "--type",
-        "hdd",
-        "--medium",
-        a.base.to_str().unwrap(),
-    ]);
+    w.attach_disk(&b, "SATA", &a.base);
     // B got an image of its own on the shared base at the attach.
     assert_ne!(w.leaf(&b), a.base);
     assert_eq!(w.vblaunch(&["fold", "Share B"]).code, 0);

@@ -249,21 +249,7 @@ fn running_vm(w: &World, name: &str, raw: &Path) -> Vm {
         "--format",
         "VDI",
     ]);
-    w.vbox_ok(&["storagectl", &uuid, "--name", "IDE", "--add", "ide"]);
-    w.vbox_ok(&[
-        "storageattach",
-        &uuid,
-        "--storagectl",
-        "IDE",
-        "--port",
-        "0",
-        "--device",
-        "0",
-        "--type",
-        "hdd",
-        "--medium",
-        base.to_str().unwrap(),
-    ]);
+    w.attach_disk(&uuid, "IDE", &base);
     w.vbox_ok(&[
         "modifyvm",
         &uuid,

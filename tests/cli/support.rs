@@ -234,6 +234,33 @@ impl World {
 
     /// Register a VM, make its disk with the VBoxManage command `make_disk`
     /// returns for the disk's path, and attach it to a SATA controller.
+    /// Add a controller `ctl` (`SATA` or `IDE`) to the VM and attach `medium`
+    /// as the hard disk on its port 0.
+    pub fn attach_disk(&self, vm: &str, ctl: &str, medium: &Path) {
+        self.vbox_ok(&[
+            "storagectl",
+            vm,
+            "--name",
+            ctl,
+            "--add",
+            &ctl.to_lowercase(),
+        ]);
+        self.vbox_ok(&[
+            "storageattach",
+            vm,
+            "--storagectl",
+            ctl,
+            "--port",
+            "0",
+            "--device",
+            "0",
+            "--type",
+            "hdd",
+            "--medium",
+            medium.to_str().unwrap(),
+        ]);
+    }
+
     /// Create and register a VM with no disk in `basefolder`; its UUID.
     pub fn register_empty_vm(&self, name: &str, basefolder: &Path) -> String {
         std::fs::create_dir_all(basefolder).unwrap();
@@ -289,21 +316,7 @@ impl World {
             None => self.path(&format!("disks/{uuid}.vdi")),
         };
         self.vbox_ok(&make_disk(&base));
-        self.vbox_ok(&["storagectl", &uuid, "--name", "SATA", "--add", "sata"]);
-        self.vbox_ok(&[
-            "storageattach",
-            &uuid,
-            "--storagectl",
-            "SATA",
-            "--port",
-            "0",
-            "--device",
-            "0",
-            "--type",
-            "hdd",
-            "--medium",
-            base.to_str().unwrap(),
-        ]);
+        self.attach_disk(&uuid, "SATA", &base);
         Vm {
             name: name.to_string(),
             uuid,
@@ -643,6 +656,57 @@ pub fn world_processes(w: &World) -> Vec<u32> {
     out
 }
 
+/// Start vblaunch with `args` (stdout to `stdout`) and read its stderr until
+/// `markers` have appeared in this order (e.g. a step's log line, then the
+/// progress its VBoxManage call prints: the call is then running); returns
+/// the child, the rest of its stderr, and what was read.
+#[cfg(target_os = "linux")]
+pub fn spawn_until(
+    w: &World,
+    args: &[&str],
+    markers: &[&str],
+    stdout: std::process::Stdio,
+) -> (std::process::Child, std::process::ChildStderr, Vec<u8>) {
+    use std::io::Read;
+    let mut cmd = Command::new(VBLAUNCH);
+    w.base_env_pub(&mut cmd);
+    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let found = |text: &str| {
+        let mut at = 0;
+        markers.iter().all(|m| match text[at..].find(m) {
+            Some(i) => {
+                at += i + m.len();
+                true
+            }
+            None => false,
+        })
+    };
+    let mut buf = [0u8; 256];
+    while !markers.is_empty() && !found(&String::from_utf8_lossy(&seen)) {
+        let n = err.read(&mut buf).unwrap();
+        if std::env::var_os("VBLAUNCH_TEST_DEBUG").is_some() {
+            eprintln!(
+                "[spawn_until] read {n}: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+        assert!(
+            n > 0,
+            "vblaunch ended before {markers:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    (child, err, seen)
+}
+
 /// Run vblaunch and SIGKILL it once its stderr contains `marker` (or, with
 /// `after`, that long after it started). VBoxManage calls it started keep
 /// running (they are in their own process group, as after a real crash of
@@ -656,47 +720,7 @@ pub fn kill_vblaunch(
     after: Option<std::time::Duration>,
     kill_orphans: bool,
 ) -> String {
-    use std::io::Read;
-    let mut cmd = Command::new(VBLAUNCH);
-    w.base_env_pub(&mut cmd);
-    cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    // The markers must appear in this order (e.g. a step's log line, then the
-    // progress its VBoxManage call prints: the call is then running).
-    let found = |text: &str| {
-        let mut at = 0;
-        marker.iter().all(|m| match text[at..].find(m) {
-            Some(i) => {
-                at += i + m.len();
-                true
-            }
-            None => false,
-        })
-    };
-    if !marker.is_empty() {
-        let mut buf = [0u8; 256];
-        while !found(&String::from_utf8_lossy(&seen)) {
-            let n = err.read(&mut buf).unwrap();
-            if std::env::var_os("VBLAUNCH_TEST_DEBUG").is_some() {
-                eprintln!(
-                    "[kill_vblaunch] read {n}: {:?}",
-                    String::from_utf8_lossy(&buf[..n])
-                );
-            }
-            assert!(
-                n > 0,
-                "vblaunch ended before {marker:?}: {}",
-                String::from_utf8_lossy(&seen)
-            );
-            seen.extend_from_slice(&buf[..n]);
-        }
-    }
+    let (mut child, _err, seen) = spawn_until(w, args, marker, std::process::Stdio::null());
     if let Some(d) = after {
         // The interruption point itself, not a synchronisation.
         std::thread::sleep(d);
