@@ -101,6 +101,37 @@ pub fn resolve_uuid(
     }
 }
 
+/// Add to `vm.recorded_own` the marked snapshots vblaunch's journal knows it
+/// took but could not record (a completed take's UUID, or the marker time
+/// of a take that never reported back); returns those added. A VM without
+/// any record (an older vblaunch) is left as it is.
+pub fn add_journal_takes(data_dir: &std::path::Path, vm: &mut VmInfo) -> Vec<String> {
+    let Some(recorded) = vm.recorded_own.clone() else {
+        return Vec::new();
+    };
+    let (uuids, times) = crate::state::journal_takes(data_dir, &vm.uuid);
+    let missing: Vec<String> = vm
+        .snapshots
+        .iter()
+        .filter(|s| {
+            crate::plan::is_marked(s)
+                && !recorded.contains(&s.uuid)
+                && (uuids.contains(&s.uuid)
+                    || crate::plan::taken_at(s).is_some_and(|t| times.iter().any(|x| x == t)))
+        })
+        .map(|s| s.uuid.clone())
+        .collect();
+    if !missing.is_empty() {
+        vm.recorded_own = Some(
+            recorded
+                .into_iter()
+                .chain(missing.iter().cloned())
+                .collect(),
+        );
+    }
+    missing
+}
+
 /// An inaccessible registered VM whose settings file is named after `name`
 /// (VirtualBox names it `<VM name>.vbox`), from VirtualBox.xml's registry:
 /// the VM the user means when VirtualBox no longer knows its name.
@@ -204,53 +235,29 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
             vm.uuid
         );
     }
-    // Takes vblaunch's journal saw complete count as recorded: a run that
-    // died between the take and its record (see fold::record_own).
+    // Takes vblaunch's journal knows count as recorded: a run that died
+    // between a take and its record (see fold::record_own).
     let mut vm = vm;
-    if let Some(recorded) = vm.recorded_own.clone() {
-        let (uuids, times) = crate::state::journal_takes(&ctx.data_dir, &vm.uuid);
-        let known: Vec<String> = vm
+    let missing = add_journal_takes(&ctx.data_dir, &mut vm);
+    // Repair the record now (before any step of this run), so that a second
+    // interruption cannot lose what the journal knew.
+    if !missing.is_empty() && !ctx.global.dry_run {
+        let own: Vec<&str> = vm
             .snapshots
             .iter()
-            .filter(|s| {
-                crate::plan::is_marked(s)
-                    && (uuids.contains(&s.uuid)
-                        || crate::plan::taken_at(s).is_some_and(|t| times.iter().any(|x| x == t)))
-            })
-            .map(|s| s.uuid.clone())
+            .filter(|s| crate::plan::is_own(&vm, s))
+            .map(|s| s.uuid.as_str())
             .collect();
-        let missing: Vec<String> = known
-            .into_iter()
-            .filter(|u| !recorded.contains(u))
-            .collect();
-        if !missing.is_empty() {
-            vm.recorded_own = Some(
-                recorded
-                    .into_iter()
-                    .chain(missing.iter().cloned())
-                    .collect(),
-            );
-            // Repair the record now (before any step of this run), so that a
-            // second interruption cannot lose what the journal knew.
-            if !ctx.global.dry_run {
-                let own: Vec<&str> = vm
-                    .snapshots
-                    .iter()
-                    .filter(|s| crate::plan::is_own(&vm, s))
-                    .map(|s| s.uuid.as_str())
-                    .collect();
-                log::info!(
-                    "Recording snapshot(s) {} as vblaunch's: an earlier run took them and was \
-                     interrupted before it could record them.",
-                    missing.join(", ")
-                );
-                vb.set_extra_data(
-                    &vm.uuid,
-                    crate::vbox::settings::OWN_KEY,
-                    Some(&own.join(" ")),
-                )?;
-            }
-        }
+        log::info!(
+            "Recording snapshot(s) {} as vblaunch's: an earlier run took them and was \
+             interrupted before it could record them.",
+            missing.join(", ")
+        );
+        vb.set_extra_data(
+            &vm.uuid,
+            crate::vbox::settings::OWN_KEY,
+            Some(&own.join(" ")),
+        )?;
     }
     // A per-VM table found only by the VM's real name/UUID may name other front ends.
     if eff.guard_processes != eff0.guard_processes {

@@ -369,6 +369,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         }
     };
     let mut vms = Vec::new();
+    let read: Vec<(String, VmInfo)> = read
+        .into_iter()
+        .map(|(t, mut vm)| {
+            // A take the journal knows but could not record is vblaunch's.
+            super::add_journal_takes(&ctx.data_dir, &mut vm);
+            (t, vm)
+        })
+        .collect();
     for (t, vm) in &read {
         let eff = ctx.config.effective(&[t, &vm.name, &vm.uuid]);
         let last = match crate::state::load(&ctx.data_dir, &vm.uuid) {

@@ -1058,6 +1058,14 @@ fn a_take_vblaunch_never_heard_back_from_is_still_its_own() {
     let info = w.info(&vm.uuid);
     assert_eq!(info.snapshots.len(), 2, "VirtualBox completed the take");
     let unrecorded = info.current_snapshot.clone().unwrap();
+    // status already counts it as vblaunch's (from the journal).
+    let s = w.vblaunch(&["status", "Mid", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    let chain = j["vms"][0]["chain"].as_array().unwrap().clone();
+    assert!(
+        chain.iter().all(|c| c["vblaunch"] == true) && chain.len() == 2,
+        "{s}"
+    );
     let r = w.vblaunch(&["fold", "Mid"]);
     assert_eq!(r.code, 0, "{r}");
     assert!(
