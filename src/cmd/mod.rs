@@ -62,7 +62,20 @@ pub fn resolve_uuid(
             .to_ascii_lowercase());
     }
     let vms = vb.list_vms()?;
-    let matches: Vec<&(String, String)> = vms.iter().filter(|(n, _)| n == vm_arg).collect();
+    let mut matches: Vec<&(String, String)> = vms.iter().filter(|(n, _)| n == vm_arg).collect();
+    if matches.is_empty() {
+        // Windows: VBoxManage prints `?` for a character the ANSI code page
+        // lacks ("Jürgen 開発" → "Jürgen ??"). Such a name is the VM's only
+        // if its settings file (UTF-8) says so.
+        matches = vms
+            .iter()
+            .filter(|(n, u)| {
+                n.contains('?')
+                    && crate::vbox::lossy::matches(n, vm_arg)
+                    && settings_name(u, env).as_deref() == Some(vm_arg)
+            })
+            .collect();
+    }
     match matches.as_slice() {
         [(_, uuid)] => Ok(uuid.clone()),
         [] => Err(fail(
@@ -130,6 +143,16 @@ pub fn add_journal_takes(data_dir: &std::path::Path, vm: &mut VmInfo) -> Vec<Str
         );
     }
     missing
+}
+
+/// The VM's name as its settings file holds it (found through VirtualBox.xml).
+fn settings_name(uuid: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
+    let homes = crate::vbox::locate::user_homes(env);
+    let registry = crate::vbox::settings::machine_registry(&homes).ok()??;
+    let (_, cfg) = registry
+        .into_iter()
+        .find(|(u, _)| u.eq_ignore_ascii_case(uuid))?;
+    crate::vbox::settings::read(&cfg).ok().map(|s| s.vm.name)
 }
 
 /// An inaccessible registered VM whose settings file is named after `name`
