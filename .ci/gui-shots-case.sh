@@ -14,7 +14,10 @@ case "$1" in
     $F createmedium disk --filename "$W\\disk\\base.vdi" --size 64
     $F storagectl "$2" --name SATA --add sata
     $F storageattach "$2" --storagectl SATA --port 0 --device 0 --type hdd --medium "$W\\disk\\base.vdi"
-    $F fake fault startvm fail 1 "VBoxManage: error: The machine '$2' is already locked for a session (or being unlocked)"
+    # A lock that stays (vblaunch tries startvm three times on this error).
+    for _ in 1 2 3; do
+      $F fake fault startvm fail 1 "VBoxManage: error: The machine '$2' is already locked for a session (or being unlocked)"
+    done
     ;;
   *) echo "unknown case $1" >&2; exit 2 ;;
 esac
