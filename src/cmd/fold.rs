@@ -684,11 +684,30 @@ pub(crate) fn compare(
             after.current_snapshot.as_deref().unwrap_or_default()
         ));
     }
+    // The images the VM writes to (a take that failed half-way may have
+    // attached a new differencing image without a snapshot).
+    for a in &after.attachments {
+        let was = before
+            .attachments
+            .iter()
+            .find(|b| b.slot() == a.slot())
+            .map(|b| b.image_uuid.as_str());
+        if was != Some(a.image_uuid.as_str()) {
+            o.changed.push(format!(
+                "the disk in slot {} is now image {} {{{}}}",
+                a.slot(),
+                a.location.display(),
+                a.image_uuid
+            ));
+        }
+    }
     if let Some(uuid) = merge_of {
         if let Some(s) = after.snapshot(uuid) {
             if !refused {
                 o.incomplete_merge = Some(format!(
-                    "the merge of snapshot '{}' {{{uuid}}} did not complete: VirtualBox may have                      written part of it into the disk below it, which is therefore not a                      consistent disk to back up until the merge completes",
+                    "the merge of snapshot '{}' {{{uuid}}} did not complete: VirtualBox may have \
+                     written part of it into the disk below it, which is therefore not a \
+                     consistent disk to back up until the merge completes",
                     s.name
                 ));
             }
@@ -732,13 +751,27 @@ pub(crate) fn verified_failure(
     if let Some(Err(why)) = settings {
         outcome.settings_damaged = Some(why);
     }
+    // "Consistent" is checked against the journal too: an incomplete merge of
+    // an earlier run (not the step that failed here) also rules it out.
+    if outcome.incomplete_merge.is_none() {
+        let earlier = crate::state::incomplete_merges(&ctx.data_dir, &before.uuid, &|u| {
+            before.snapshot(u).is_some()
+        });
+        if let Some(m) = earlier.first() {
+            outcome.incomplete_merge = Some(format!(
+                "an earlier merge did not complete (\"{}\", started {}), so the disk below it \
+                 may be partly merged",
+                m.step, m.started
+            ));
+        }
+    }
     log::debug!("after the failure: {outcome:?}");
     let vm_arg = crate::process::quote(&before.name);
     let mut text = String::from("What vblaunch found after the failure (checked just now):");
     if outcome.nothing_changed() {
         text.push_str(
-            "\n  Nothing was changed: the snapshot tree and the settings file are as before, and \
-             every restore point is still there.",
+            "\n  Nothing was changed: VirtualBox holds the same snapshots and disk images as before \
+             the run, the settings file is intact, and every restore point is still there.",
         );
     }
     for c in &outcome.changed {
@@ -977,6 +1010,22 @@ mod tests {
         let before = vm(&[("current", "s0")], "s0");
         let o = compare(&before, &before.clone(), None, false);
         assert!(o.nothing_changed(), "{o:?}");
+        // A new image attached without a snapshot is a change.
+        let mut before = before;
+        before.attachments.push(crate::vbox::vminfo::Attachment {
+            controller: "SATA".into(),
+            port: 0,
+            device: 0,
+            location: "/v/d0.vdi".into(),
+            image_uuid: "d0".into(),
+        });
+        let mut after = before.clone();
+        after.attachments[0].image_uuid = "d1".into();
+        let o = compare(&before, &after, None, false);
+        assert!(
+            !o.nothing_changed() && o.changed[0].contains("slot SATA-0-0 is now image"),
+            "{o:?}"
+        );
     }
 
     #[test]

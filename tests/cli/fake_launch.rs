@@ -664,7 +664,7 @@ fn a_failed_take_changes_nothing_and_the_next_run_folds() {
     assert!(
         r.stderr.contains("taking snapshot 'current' failed")
             && r.stderr.contains(
-                "Nothing was changed: the snapshot tree and the settings file are as before"
+                "Nothing was changed: VirtualBox holds the same snapshots and disk images as before"
             ),
         "{r}"
     );
@@ -1075,4 +1075,34 @@ fn a_take_vblaunch_never_heard_back_from_is_still_its_own() {
     );
     assert_folded(&w, &vm.uuid, "current");
     assert_eq!(w.info(&vm.uuid).snapshots.len(), 1);
+}
+
+/// A merge VirtualBox refused up front (no room) after an earlier one of the
+/// same snapshot was cut off half-way: the refusal wrote nothing, but the disk
+/// is still half-merged from before, so the report does not call it consistent.
+#[test]
+fn a_refused_retry_of_a_half_done_merge_is_not_called_consistent() {
+    let w = World::fake();
+    adopted(&w, "F");
+    let died = "VBoxManage: error: Snapshot operation failed\nVBoxManage: error: Details: code NS_ERROR_ABORT (0x80004004)";
+    fault(&w, &["snapshot", "delete", "fail", "1", died]);
+    assert_eq!(w.vblaunch(&["fold", "F"]).code, 9);
+    fault(
+        &w,
+        &[
+            "snapshot",
+            "delete",
+            "fail",
+            "1",
+            "VBoxManage: error: Unable to merge storage '/x.vdi'. Not enough free storage space",
+        ],
+    );
+    let r = w.vblaunch(&["fold", "F"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(
+        r.stderr.contains("an earlier merge did not complete")
+            && r.stderr.contains("Do not back up this VM")
+            && !r.stderr.contains("The base disks are consistent"),
+        "{r}"
+    );
 }

@@ -299,7 +299,7 @@ fn assert_checked_nothing_changed(r: &Run) {
         r.stderr
             .contains("What vblaunch found after the failure (checked just now)")
             && r.stderr.contains(
-                "Nothing was changed: the snapshot tree and the settings file are as before"
+                "Nothing was changed: VirtualBox holds the same snapshots and disk images as before"
             ),
         "{r}"
     );
