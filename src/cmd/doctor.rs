@@ -1141,7 +1141,7 @@ fn readable_checks(
         // VirtualBox may still hold the VM in memory while its file on disk
         // is empty or damaged (measured: VERR_DISK_FULL at a take leaves the
         // .vbox at 0 bytes); the VM is lost when VBoxSVC next starts.
-        match crate::cmd::fold::check_settings_file(cfg, &vm.uuid) {
+        match crate::vbox::settings::check_file(cfg, &vm.uuid) {
             Ok(()) => out.push(check(
                 Level::Ok,
                 "settings file",

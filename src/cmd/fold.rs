@@ -615,33 +615,6 @@ impl Outcome {
     }
 }
 
-/// The settings file as VirtualBox left it: present, not empty, well-formed
-/// and about this VM. Err: what is wrong with it.
-pub(crate) fn check_settings_file(cfg: &std::path::Path, uuid: &str) -> Result<(), String> {
-    let meta = std::fs::metadata(cfg).map_err(|e| {
-        format!(
-            "the VM's settings file {} cannot be read ({e})",
-            cfg.display()
-        )
-    })?;
-    if meta.len() == 0 {
-        return Err(format!(
-            "the VM's settings file {} is empty (0 bytes): VirtualBox could not write it",
-            cfg.display()
-        ));
-    }
-    let s = crate::vbox::settings::read(cfg)
-        .map_err(|e| format!("the VM's settings file {} is damaged: {e}", cfg.display()))?;
-    if s.vm.uuid != uuid {
-        return Err(format!(
-            "the settings file {} describes another VM {{{}}}",
-            cfg.display(),
-            s.vm.uuid
-        ));
-    }
-    Ok(())
-}
-
 /// Compare the VM before the run with what VirtualBox holds after a failed
 /// step (pure). `merge_of`: the snapshot whose merge failed, if the failed
 /// step was a merge; `refused`: VirtualBox refused that step before it
@@ -731,7 +704,7 @@ pub(crate) fn verified_failure(
     let settings = before
         .cfg_file
         .as_deref()
-        .map(|cfg| check_settings_file(cfg, &before.uuid));
+        .map(|cfg| crate::vbox::settings::check_file(cfg, &before.uuid));
     let mut outcome = match vb.read_vm(&before.uuid) {
         Ok((after, _)) => compare(before, &after, merge_of, refused),
         Err(e) => Outcome {
@@ -1052,28 +1025,5 @@ mod tests {
             o.changed.iter().any(|c| c.contains("{s0} was merged")),
             "{o:?}"
         );
-    }
-
-    #[test]
-    fn a_settings_file_is_checked_for_presence_size_form_and_vm() {
-        let d = tempfile::tempdir().unwrap();
-        let cfg = d.path().join("Dev Box.vbox");
-        assert!(check_settings_file(&cfg, "vm")
-            .unwrap_err()
-            .contains("cannot be read"));
-        std::fs::write(&cfg, "").unwrap();
-        assert!(check_settings_file(&cfg, "vm")
-            .unwrap_err()
-            .contains("0 bytes"));
-        std::fs::write(&cfg, "<VirtualBox><Machine").unwrap();
-        assert!(check_settings_file(&cfg, "vm")
-            .unwrap_err()
-            .contains("damaged"));
-        std::fs::write(&cfg, crate::fixture("47-real-settings.vbox")).unwrap();
-        let uuid = crate::vbox::settings::read(&cfg).unwrap().vm.uuid;
-        assert_eq!(check_settings_file(&cfg, &uuid), Ok(()));
-        assert!(check_settings_file(&cfg, "another")
-            .unwrap_err()
-            .contains("another VM"));
     }
 }

@@ -322,6 +322,33 @@ pub fn machine_registry(homes: &[PathBuf]) -> Result<Option<Vec<(String, PathBuf
     Ok(None)
 }
 
+/// The settings file as VirtualBox left it: present, not empty, well-formed
+/// and about this VM. Err: what is wrong with it.
+pub fn check_file(cfg: &Path, uuid: &str) -> Result<(), String> {
+    let meta = std::fs::metadata(cfg).map_err(|e| {
+        format!(
+            "the VM's settings file {} cannot be read ({e})",
+            cfg.display()
+        )
+    })?;
+    if meta.len() == 0 {
+        return Err(format!(
+            "the VM's settings file {} is empty (0 bytes): VirtualBox could not write it",
+            cfg.display()
+        ));
+    }
+    let s = read(cfg)
+        .map_err(|e| format!("the VM's settings file {} is damaged: {e}", cfg.display()))?;
+    if s.vm.uuid != uuid {
+        return Err(format!(
+            "the settings file {} describes another VM {{{}}}",
+            cfg.display(),
+            s.vm.uuid
+        ));
+    }
+    Ok(())
+}
+
 /// Read and parse the settings file.
 pub fn read(path: &Path) -> Result<Settings, String> {
     let text = std::fs::read_to_string(path)
@@ -458,5 +485,24 @@ mod tests {
         assert!(parse("<Other/>", cfg).unwrap_err().contains("<Other>"));
         assert!(parse("<VirtualBox/>", cfg).unwrap_err().contains("Machine"));
         assert!(parse("<VirtualBox><Machine uuid=\"{1}\"", cfg).is_err());
+    }
+
+    #[test]
+    fn a_settings_file_is_checked_for_presence_size_form_and_vm() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("Dev Box.vbox");
+        assert!(check_file(&cfg, "vm")
+            .unwrap_err()
+            .contains("cannot be read"));
+        std::fs::write(&cfg, "").unwrap();
+        assert!(check_file(&cfg, "vm").unwrap_err().contains("0 bytes"));
+        std::fs::write(&cfg, "<VirtualBox><Machine").unwrap();
+        assert!(check_file(&cfg, "vm").unwrap_err().contains("damaged"));
+        std::fs::write(&cfg, crate::fixture("47-real-settings.vbox")).unwrap();
+        let uuid = read(&cfg).unwrap().vm.uuid;
+        assert_eq!(check_file(&cfg, &uuid), Ok(()));
+        assert!(check_file(&cfg, "another")
+            .unwrap_err()
+            .contains("another VM"));
     }
 }

@@ -433,6 +433,15 @@ fn real_fault_full_vm_folder_at_take_says_disk_full() {
         assert!(r.stdout.contains("fixed:"), "{r}");
         assert!(std::fs::metadata(&cfg).unwrap().len() > 0, "{r}");
         assert_eq!(w.info(&vm.uuid).name, "Full Folder", "{r}");
+    } else {
+        // VirtualBox kept the file this time (measured on 7.2.22: it leaves
+        // 0 bytes); then the report must not call it damaged.
+        eprintln!("real_fault_full_vm_folder_at_take: the .vbox kept its content");
+        assert!(!r.stderr.contains("is empty (0 bytes)"), "{r}");
+        assert!(
+            vblaunch::vbox::settings::check_file(&cfg, &vm.uuid).is_ok(),
+            "the file is intact, as the report implies"
+        );
     }
 }
 
