@@ -148,10 +148,7 @@ pub fn add_journal_takes(data_dir: &std::path::Path, vm: &mut VmInfo) -> Vec<Str
 /// The VM's name as its settings file holds it (found through VirtualBox.xml).
 fn settings_name(uuid: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
     let homes = crate::vbox::locate::user_homes(env);
-    let registry = crate::vbox::settings::machine_registry(&homes).ok()??;
-    let (_, cfg) = registry
-        .into_iter()
-        .find(|(u, _)| u.eq_ignore_ascii_case(uuid))?;
+    let cfg = crate::vbox::quick::settings_path(&homes, &uuid.to_ascii_lowercase()).ok()?;
     crate::vbox::settings::read(&cfg).ok().map(|s| s.vm.name)
 }
 

@@ -815,6 +815,12 @@ fn a_vboxsvc_that_does_not_answer_once_is_retried() {
 fn a_merge_cut_off_half_way_is_never_called_safe_and_is_completed_first() {
     let w = World::fake();
     let vm = adopted(&w, "F");
+    // The backup's moment (after_fold) must not come while a merge is half-done.
+    let marker = w.path("after-fold-ran");
+    w.write_config(&format!(
+        "[hooks]\nafter_fold = [\"touch\", \"{}\"]\n",
+        marker.display()
+    ));
     let old = w.info(&vm.uuid).current_snapshot.unwrap();
     w.write_bytes(&w.leaf(&vm.uuid), 0, "keep me");
     let content = w.content(&w.leaf(&vm.uuid));
@@ -856,6 +862,7 @@ fn a_merge_cut_off_half_way_is_never_called_safe_and_is_completed_first() {
     );
     let text = w.vblaunch(&["status", "F"]);
     assert!(text.stdout.contains("safe to back up: no"), "{text}");
+    assert!(!marker.exists(), "after_fold ran after a half-done merge");
     // The next run merges the pending snapshot first, then takes.
     clear_calls(&w);
     let r = w.vblaunch(&["fold", "F"]);
@@ -870,6 +877,10 @@ fn a_merge_cut_off_half_way_is_never_called_safe_and_is_completed_first() {
     let status = w.vblaunch(&["status", "F", "--json"]);
     let j: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(j["vms"][0]["safe_to_back_up"], true, "{status}");
+    assert!(
+        marker.exists(),
+        "after_fold runs once the merge is complete"
+    );
 }
 
 /// A merge that keeps failing adds no snapshot per run.
@@ -1105,4 +1116,28 @@ fn a_refused_retry_of_a_half_done_merge_is_not_called_consistent() {
             && !r.stderr.contains("The base disks are consistent"),
         "{r}"
     );
+}
+
+/// The ownership record travels with the VM: with vblaunch's own records
+/// gone (a VM folder restored onto a new machine), its snapshots are still
+/// known as its own from the VM's settings alone, and folded.
+#[test]
+fn vblaunchs_snapshots_are_known_from_the_vms_own_files_alone() {
+    let w = World::fake();
+    let vm = adopted(&w, "Moved");
+    let info = w.info(&vm.uuid);
+    let own = info.current_snapshot.unwrap();
+    // The record is in the VM's own settings file, not in vblaunch's data.
+    assert_eq!(
+        vblaunch::vbox::settings::recorded_own(&info.cfg_file.unwrap()),
+        Some(vec![own.clone()])
+    );
+    std::fs::remove_dir_all(w.path("data/vblaunch")).unwrap();
+    let r = w.vblaunch(&["fold", "Moved"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        w.info(&vm.uuid).snapshot(&own).is_none(),
+        "folded as vblaunch's"
+    );
+    assert_folded(&w, &vm.uuid, "current");
 }
