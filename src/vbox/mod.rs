@@ -322,18 +322,41 @@ impl VBoxManage {
     /// create the VirtualBox object": the service was starting or stopping),
     /// nothing was done, so try again a few times before giving up.
     fn run_retrying(&self, cmd: CommandLine, kind: Kind) -> Result<Output> {
+        self.run_retrying_on(cmd, kind, &[])
+    }
+
+    /// [`Self::run_retrying`], also trying again on the passing failures in
+    /// `also` (kind, attempts in all, what to log). One loop for every retry
+    /// vblaunch makes; the pause doubles from half a second.
+    fn run_retrying_on(
+        &self,
+        cmd: CommandLine,
+        kind: Kind,
+        also: &[(errors::ErrorKind, u32, &str)],
+    ) -> Result<Output> {
+        // Only a service that was not reached (never a damaged VirtualBox.xml,
+        // where retrying cannot help).
+        let always = [(
+            errors::ErrorKind::ServiceUnreachable,
+            4,
+            "VirtualBox's service did not answer",
+        )];
         let mut pause = Duration::from_millis(500);
         for attempt in 1.. {
             let out = self.run(cmd.clone(), kind)?;
-            // Only a service that was not reached (never a damaged
-            // VirtualBox.xml, where retrying cannot help).
-            let unreachable = !out.status.success()
-                && diagnose(&cmd, &out).kind == errors::ErrorKind::ServiceUnreachable;
-            if !unreachable || attempt == 4 {
+            if out.status.success() && !has_error_line(&out) {
+                return Ok(out);
+            }
+            let found = diagnose(&cmd, &out).kind;
+            let Some((_, attempts, what)) = always.iter().chain(also).find(|(k, _, _)| *k == found)
+            else {
+                return Ok(out);
+            };
+            if attempt >= *attempts {
                 return Ok(out);
             }
             log::warn!(
-                "VirtualBox's service did not answer (attempt {attempt}); trying again in {} ms",
+                "{what} (attempt {attempt}); trying again in {} ms",
                 pause.as_millis()
             );
             std::thread::sleep(pause);
@@ -562,26 +585,24 @@ impl VBoxManage {
     /// shared lock) makes startvm fail that way.
     pub fn start_vm(&self, vm_uuid: &str, start: StartType) -> Result<()> {
         let cmd = self.start_command(vm_uuid, start);
-        for attempt in 1.. {
-            let out = self.run_retrying(cmd.clone(), Kind::Mutate)?;
-            let started = out.stdout.contains("has been successfully started");
-            if started && !out.status.success() {
-                log::debug!("startvm reported success with a failing exit code; VirtualBox does that, treating it as started");
-            }
-            if started || (out.status.success() && !has_error_line(&out)) {
-                return Ok(());
-            }
-            let d = diagnose(&cmd, &out);
-            if d.kind != errors::ErrorKind::LockedBySession || attempt == 3 {
-                return Err(call_failed_as(&cmd, &out, d));
-            }
-            log::warn!(
-                "VirtualBox says the VM is locked by a session (attempt {attempt}); another \
-                 program was reading it at that moment, trying again"
-            );
-            std::thread::sleep(Duration::from_millis(500 * attempt));
+        let out = self.run_retrying_on(
+            cmd.clone(),
+            Kind::Mutate,
+            &[(
+                errors::ErrorKind::LockedBySession,
+                3,
+                "VirtualBox says the VM is locked by a session; another program was reading it \
+                 at that moment",
+            )],
+        )?;
+        let started = out.stdout.contains("has been successfully started");
+        if started && !out.status.success() {
+            log::debug!("startvm reported success with a failing exit code; VirtualBox does that, treating it as started");
         }
-        unreachable!()
+        if started || (out.status.success() && !has_error_line(&out)) {
+            return Ok(());
+        }
+        Err(call_failed(&cmd, &out))
     }
 }
 

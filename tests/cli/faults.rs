@@ -775,7 +775,11 @@ fn fake_a_passing_session_lock_at_start_is_tried_again() {
     fake_fault(&w, &["startvm", "real", "locked-by-session"]);
     let r = w.vblaunch(&["Start Lock"]);
     assert_eq!(r.code, 0, "{r}");
-    assert!(r.stderr.contains("locked by a session (attempt 1)"), "{r}");
+    assert!(
+        r.stderr
+            .contains("another program was reading it at that moment (attempt 1)"),
+        "{r}"
+    );
     assert!(r.stderr.contains("Started VM 'Start Lock'"), "{r}");
 }
 
