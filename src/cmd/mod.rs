@@ -81,15 +81,7 @@ pub fn resolve_uuid(
         [] => Err(fail(
             Code::VmNotFound,
             match inaccessible_named(&vms, vm_arg, env) {
-                Some((uuid, cfg)) => format!(
-                    "VM '{}' {{{uuid}}} is registered but inaccessible: VirtualBox cannot load \
-                     its settings {} (the file is damaged or missing, or a disk image it names \
-                     cannot be found), so it no longer knows the VM's name. Run `vblaunch \
-                     doctor {}` to see why and what restores it. Nothing was changed.",
-                    crate::logging::escape(vm_arg),
-                    cfg.display(),
-                    crate::process::quote(vm_arg)
-                ),
+                Some((uuid, cfg)) => inaccessible_message(vm_arg, &uuid, &cfg),
                 None => format!(
                     "VirtualBox has no VM named '{}' (names are case-sensitive; a UUID works too). {}",
                     crate::logging::escape(vm_arg),
@@ -145,11 +137,48 @@ pub fn add_journal_takes(data_dir: &std::path::Path, vm: &mut VmInfo) -> Vec<Str
     missing
 }
 
+/// The UUID of the one registered VM named `name`, from VirtualBox.xml's
+/// registry and each VM's settings file, without a VBoxManage call. None
+/// (then `list vms` decides) unless every registered VM's file could be read
+/// and exactly one has that name: an unreadable file could be that VM, or a
+/// second one with the same name.
+fn resolve_from_files(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<String> {
+    let homes = crate::vbox::locate::user_homes(env);
+    let registry = crate::vbox::settings::machine_registry(&homes).ok()??;
+    let mut found = None;
+    for (uuid, cfg) in registry {
+        let s = crate::vbox::settings::read(&cfg).ok()?;
+        if s.vm.name == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(uuid);
+        }
+    }
+    found
+}
+
 /// The VM's name as its settings file holds it (found through VirtualBox.xml).
 fn settings_name(uuid: &str, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<String> {
     let homes = crate::vbox::locate::user_homes(env);
     let cfg = crate::vbox::quick::settings_path(&homes, &uuid.to_ascii_lowercase()).ok()?;
     crate::vbox::settings::read(&cfg).ok().map(|s| s.vm.name)
+}
+
+/// VM `name` {`uuid`} is registered, but VirtualBox cannot load it.
+fn inaccessible_message(name: &str, uuid: &str, cfg: &std::path::Path) -> String {
+    format!(
+        "VM '{}' {{{uuid}}} is registered but inaccessible: VirtualBox cannot load its settings \
+         {} (the file is damaged or missing, or a disk image it names cannot be found), so it no \
+         longer knows the VM's name. Run `vblaunch doctor {}` to see why and what restores it. \
+         Nothing was changed.",
+        crate::logging::escape(name),
+        cfg.display(),
+        crate::process::quote(name)
+    )
 }
 
 /// An inaccessible registered VM whose settings file is named after `name`
@@ -185,7 +214,14 @@ fn inaccessible_named(
 pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
     let eff0 = ctx.config.effective(&[vm_arg]);
     let vb = ctx.vbox(&eff0)?;
-    let uuid = resolve_uuid(&vb, vm_arg, &|v| ctx.env(v))?;
+    let env = |v: &str| ctx.env(v);
+    // A name is resolved from the files VirtualBox keeps (no VBoxManage call)
+    // when they answer it unambiguously; else by `list vms`.
+    let by_name = (!crate::config::looks_like_uuid(vm_arg)).then_some(vm_arg);
+    let uuid = match by_name.and_then(|n| resolve_from_files(n, &env)) {
+        Some(u) => u,
+        None => resolve_uuid(&vb, vm_arg, &env)?,
+    };
     let locks = vec![lock::acquire(&ctx.locks_dir(), &uuid, vm_arg)?];
     let vm_arg = uuid.as_str();
     let mut scanner = Scanner::new()?;
@@ -232,15 +268,29 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
         (scan, read.join())
     });
     let early = early.map_err(|_| anyhow::anyhow!("internal error: the read thread panicked"))?;
+    // Resolved by name from the files: an inaccessible VM is named as asked.
+    let named = |e: anyhow::Error| match by_name {
+        Some(name)
+            if crate::vbox::errors::diagnosis_of(&e)
+                .is_some_and(|d| d.kind == crate::vbox::errors::ErrorKind::Inaccessible) =>
+        {
+            let homes = crate::vbox::locate::user_homes(&env);
+            match crate::vbox::quick::settings_path(&homes, &uuid) {
+                Ok(cfg) => fail(Code::VmNotFound, inaccessible_message(name, &uuid, &cfg)),
+                Err(_) => e,
+            }
+        }
+        _ => e,
+    };
     let (vm, media) = match scan {
-        Ok(running) if running.is_empty() => early?,
+        Ok(running) if running.is_empty() => early.map_err(named)?,
         _ => {
             check(&mut scanner, &eff0)?;
             if ctx.global.dry_run {
                 // A dry run does not wait: VirtualBox may still be open.
-                vb.read_vm(vm_arg)?
+                vb.read_vm(vm_arg).map_err(named)?
             } else {
-                read(&eff0)?
+                read(&eff0).map_err(named)?
             }
         }
     };
@@ -254,6 +304,19 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
             "VirtualBox answered for VM {{{}}} when asked for {{{uuid}}}; nothing was changed",
             vm.uuid
         );
+    }
+    if let Some(name) = by_name.filter(|n| *n != vm.name) {
+        // The files said {uuid} is named so; VirtualBox says otherwise (renamed
+        // meanwhile). The lock is on the wrong VM's identity: stop.
+        return Err(fail(
+            Code::LockHeld,
+            format!(
+                "VM {{{uuid}}} was renamed from '{}' to '{}' while vblaunch started; nothing was \
+                 changed. Run vblaunch again.",
+                crate::logging::escape(name),
+                crate::logging::escape(&vm.name)
+            ),
+        ));
     }
     // Takes vblaunch's journal knows count as recorded: a run that died
     // between a take and its record (see fold::record_own).

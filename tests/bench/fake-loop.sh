@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The floor for vblaunch's own overhead: exactly the VBoxManage calls one
-# `vblaunch fold VM` makes (the name's resolution, one read, take, its record,
+# `vblaunch fold VM` makes (one read, take, its record,
 # delete; it verifies from the settings file, no call) and `startvm` for a launch, made by a trivial shell
 # loop against the same VBoxManage (the fake, answering instantly), with no
 # parsing beyond pulling the VM's UUID out of the read and the current
@@ -21,7 +21,6 @@ us() { local t=${1/./}; echo "$((10#$t))"; }
 for ((i = 0; i < RUNS; i++)); do
     if [ "$MODE" = launch ]; then "$F" fake set-state "$VM" poweroff >/dev/null; "$F" fake session "$VM" - >/dev/null; fi
     t0=$EPOCHREALTIME
-    "$F" list vms >/dev/null 2>&1
     "$F" list --multiple vms runningvms hdds >"$tmp" 2>/dev/null
     lookup "$VM" "$tmp"
     vm_uuid=$uuid

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The floor for a safe fold: exactly the VBoxManage calls vblaunch makes, in
-# a shell script with no checks: the name resolved to the UUID (`list vms`,
-# so that the lock is by UUID before the read), the one read
+# a shell script with no checks: the one read
 # (`list --multiple vms runningvms hdds`; the VM's UUID from it, the current
 # snapshot's UUID from the VM's .vbox, found through VirtualBox.xml, as
 # vblaunch does), take the new snapshot, record it as vblaunch's
@@ -14,7 +13,6 @@ V=$VBOXMANAGE vm=$1
 . "${BASH_SOURCE[0]%/*}/vbox-lookup.sh"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-"$V" list vms >/dev/null
 "$V" list --multiple vms runningvms hdds >"$tmp"
 lookup "$vm" "$tmp"
 new=$("$V" snapshot "$uuid" take current)
