@@ -135,15 +135,15 @@ pub enum Command {
         action: ConfigAction,
     },
     /// Show the state of one VM or all: restore points, sizes, last fold, whether it is safe to back up
-    Status(crate::cmd::status::Args),
+    Status(StatusArgs),
     /// List the registered VMs and whether vblaunch manages them
     List,
     /// Discard the VM's changes back to a restore point
-    Restore(crate::cmd::restore::Args),
+    Restore(RestoreArgs),
     /// Diagnose a VM read-only (each check ok/warn/fail with evidence); --fix repairs what cannot lose data
-    Doctor(crate::cmd::doctor::Args),
+    Doctor(DoctorArgs),
     /// Create (or --remove) a desktop / Start-menu shortcut that runs `vblaunch <VM>`
-    Shortcut(crate::cmd::shortcut::Args),
+    Shortcut(ShortcutArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions {
         #[arg(value_enum)]
@@ -152,6 +152,60 @@ pub enum Command {
     /// Print the man page (roff), for packaging
     #[command(hide = true)]
     Manpage,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// VM name or UUID [default: every registered VM]
+    pub vm: Option<String>,
+    /// Print JSON for scripts and backup tools
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// VM name or UUID
+    pub vm: String,
+    /// Restore point: current (the last launch), previous, previous-N, N launches back, or a snapshot UUID
+    #[arg(long, default_value = "current", value_name = "POINT")]
+    pub to: String,
+    /// Do not ask for confirmation (for scripts)
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// VM name or UUID
+    pub vm: String,
+    /// Perform the fixes that cannot lose data, each after confirmation (--yes: without asking)
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: do not ask before each fix
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShortcutArgs {
+    /// VM name or UUID the shortcut launches
+    pub vm: String,
+    /// Put it on the desktop
+    #[arg(long)]
+    pub desktop: bool,
+    /// Put it in the Start menu (Windows), the applications menu (Linux) or ~/Applications (macOS)
+    #[arg(long)]
+    pub start_menu: bool,
+    /// Put it in this folder instead
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["desktop", "start_menu"])]
+    pub dest: Option<PathBuf>,
+    /// Delete the shortcuts vblaunch created for this VM
+    #[arg(long)]
+    pub remove: bool,
+    /// Overwrite an existing file (or remove one changed since vblaunch wrote it)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -297,7 +297,10 @@ fn validate(file: &ConfigFile, text: &str, origin: &str) -> Result<()> {
     }));
     for (table, snap, guard, keep, wait_timeout, hooks) in tables {
         if let Some(s) = snap {
-            if s.trim().is_empty() || s.chars().any(char::is_control) || looks_like_uuid(s) {
+            if s.trim().is_empty()
+                || s.chars().any(char::is_control)
+                || crate::vbox::state::is_uuid(s)
+            {
                 return Err(err(
                     &table,
                     "snapshot_name",
@@ -393,18 +396,6 @@ fn validate(file: &ConfigFile, text: &str, origin: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn looks_like_uuid(s: &str) -> bool {
-    let s = s.trim_matches(|c| c == '{' || c == '}');
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
-}
-
 /// Load the config. `explicit` (from `--config` or `VBLAUNCH_CONFIG`) must
 /// exist; the default path may be absent (built-in defaults then).
 pub fn load(path: &Path, explicit: bool) -> Result<Config> {
@@ -445,7 +436,10 @@ impl Config {
         })
     }
 
-    pub fn effective(&self, keys: &[&str]) -> Effective {
+    /// The config file's settings for a VM known by any of `keys`: its
+    /// `[vm."…"]` table over the top level over the built-in defaults. The
+    /// command line goes on top in [`crate::Context::effective`].
+    pub fn layered(&self, keys: &[&str]) -> Effective {
         let f = &self.file;
         let vm = self.vm_table(keys);
         let t = vm.map(|(_, t)| t);
@@ -524,7 +518,7 @@ mod tests {
     #[test]
     fn empty_config_gives_defaults() {
         let c = Config::default();
-        let e = c.effective(&["MyVM"]);
+        let e = c.layered(&["MyVM"]);
         assert_eq!(e.snapshot_name, "current");
         assert_eq!(e.start_type, StartType::Gui);
         assert_eq!(e.guard_processes.len(), 4);
@@ -559,12 +553,12 @@ after_fold = ["robocopy", "x", "y"]
             file: from_toml_str(text, "h.toml").unwrap(),
             path: None,
         };
-        let a = c.effective(&["A"]);
+        let a = c.layered(&["A"]);
         assert!(a.wait && a.fold_on_exit);
         assert_eq!(a.hooks.after_fold.as_deref().unwrap()[0], "robocopy");
         assert_eq!(a.hooks.before_fold.as_deref().unwrap()[0], "true");
         assert_eq!(a.hooks.timeout, Duration::from_secs(60));
-        let b = c.effective(&["B"]);
+        let b = c.layered(&["B"]);
         assert_eq!(b.hooks.after_fold.as_deref().unwrap()[0], "restic");
         assert!(!b.wait);
         let err = from_toml_str("[hooks]\nafter_fold = []\n", "h.toml").unwrap_err();
@@ -591,7 +585,7 @@ vboxmanage = "/opt/vb/VBoxManage"
             file: from_toml_str(text, "t.toml").unwrap(),
             path: Some("t.toml".into()),
         };
-        let e = c.effective(&["Dev Box"]);
+        let e = c.layered(&["Dev Box"]);
         assert_eq!(e.snapshot_name, "vbl");
         assert_eq!(e.start_type, StartType::Separate);
         assert_eq!(e.guard_processes, ["VBoxHeadless"]);
@@ -603,9 +597,9 @@ vboxmanage = "/opt/vb/VBoxManage"
             "{src}"
         );
         // Another VM only gets the globals; the table is also found by a later key (the UUID).
-        assert_eq!(c.effective(&["Other"]).start_type, StartType::Headless);
+        assert_eq!(c.layered(&["Other"]).start_type, StartType::Headless);
         assert_eq!(
-            c.effective(&["uuid-given", "Dev Box"]).start_type,
+            c.layered(&["uuid-given", "Dev Box"]).start_type,
             StartType::Separate
         );
     }
@@ -680,9 +674,13 @@ vboxmanage = "/opt/vb/VBoxManage"
 
     #[test]
     fn uuid_detection() {
-        assert!(looks_like_uuid("18580ff3-3d30-4242-b9bf-6fe37f9ff5f1"));
-        assert!(looks_like_uuid("{18580ff3-3d30-4242-b9bf-6fe37f9ff5f1}"));
-        assert!(!looks_like_uuid("current"));
+        assert!(crate::vbox::state::is_uuid(
+            "18580ff3-3d30-4242-b9bf-6fe37f9ff5f1"
+        ));
+        assert!(crate::vbox::state::is_uuid(
+            "{18580ff3-3d30-4242-b9bf-6fe37f9ff5f1}"
+        ));
+        assert!(!crate::vbox::state::is_uuid("current"));
     }
 
     #[test]
@@ -740,7 +738,7 @@ vboxmanage = "/opt/vb/VBoxManage"
             file: from_toml_str(ok, "c.toml").unwrap(),
             path: None,
         }
-        .effective(&["x"]);
+        .layered(&["x"]);
         assert_eq!(e.merge_margin, 1 << 50);
         assert!(std::time::Instant::now()
             .checked_add(e.call_timeout)
@@ -878,7 +876,7 @@ vboxmanage = "/opt/vb/VBoxManage"
             let result = std::panic::catch_unwind(|| {
                 from_toml_str(&text, "p.toml").map(|file| {
                     let c = Config { file, path: None };
-                    let e = c.effective(&["A"]);
+                    let e = c.layered(&["A"]);
                     let now = std::time::Instant::now();
                     for d in [
                         Some(e.call_timeout),

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod context;
 pub mod disk;
 pub mod exit;
 pub mod face;
@@ -17,116 +18,16 @@ pub mod lock;
 pub mod logging;
 pub mod notify;
 pub mod plan;
+pub mod platform;
 pub mod process;
 pub mod shortcut;
 pub mod state;
 pub mod vbox;
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-use crate::config::Config;
-use crate::exit::{fail, Code};
-
-/// The one owner of environment variables and platform paths.
-pub struct Context {
-    pub global: cli::Global,
-    pub config: Config,
-    pub config_path: PathBuf,
-    /// How the config path was chosen ("--config", "VBLAUNCH_CONFIG", "default").
-    pub config_source: &'static str,
-    pub data_dir: PathBuf,
-    pub env_vboxmanage: Option<PathBuf>,
-}
-
-fn project_dirs() -> Option<directories::ProjectDirs> {
-    directories::ProjectDirs::from("", "", "vblaunch")
-}
-
-/// The log file's path (also printed with every error).
-pub fn log_file_path() -> PathBuf {
-    data_dir().join("vblaunch.log")
-}
-
-/// `VBLAUNCH_DATA_DIR` (a portable install, or a test) or the platform data dir.
-fn data_dir() -> PathBuf {
-    if let Some(d) = non_empty_env("VBLAUNCH_DATA_DIR") {
-        return PathBuf::from(d);
-    }
-    project_dirs()
-        .map(|d| d.data_local_dir().to_path_buf())
-        .unwrap_or_else(|| std::env::temp_dir().join("vblaunch"))
-}
-
-fn non_empty_env(name: &str) -> Option<OsString> {
-    std::env::var_os(name).filter(|v| !v.is_empty())
-}
-
-impl Context {
-    fn new(global: cli::Global) -> Result<Context> {
-        let (config_path, config_source, explicit) = if let Some(p) = &global.config {
-            (p.clone(), "--config", true)
-        } else if let Some(p) = non_empty_env("VBLAUNCH_CONFIG") {
-            (PathBuf::from(p), "VBLAUNCH_CONFIG", true)
-        } else {
-            let dir = project_dirs()
-                .map(|d| d.config_dir().to_path_buf())
-                .ok_or_else(|| {
-                    fail(
-                    Code::Usage,
-                    "cannot find your home folder to locate the config file; pass --config FILE",
-                )
-                })?;
-            (dir.join("vblaunch.toml"), "default", false)
-        };
-        let data_dir = data_dir();
-        let config = config::load(&config_path, explicit)?;
-        Ok(Context {
-            global,
-            config,
-            config_path,
-            config_source,
-            data_dir,
-            env_vboxmanage: non_empty_env("VBLAUNCH_VBOXMANAGE").map(PathBuf::from),
-        })
-    }
-
-    /// An environment variable (every read of the environment goes through here).
-    pub fn env(&self, name: &str) -> Option<OsString> {
-        std::env::var_os(name)
-    }
-
-    pub fn locks_dir(&self) -> PathBuf {
-        self.data_dir.join("locks")
-    }
-
-    /// The VBoxManage facade for a VM's effective settings.
-    pub fn vbox(&self, eff: &config::Effective) -> Result<vbox::VBoxManage> {
-        let exe = self.vboxmanage(eff)?;
-        log::debug!("using VBoxManage at {}", exe.display());
-        Ok(vbox::VBoxManage {
-            exe,
-            call_timeout: eff.call_timeout,
-            stall_warning: eff.merge_stall_warning,
-            show_progress: self.global.verbosity() >= 0,
-        })
-    }
-
-    /// Resolve VBoxManage for a VM's effective settings.
-    pub fn vboxmanage(&self, eff: &config::Effective) -> Result<PathBuf> {
-        let explicit = vbox::locate::Explicit {
-            flag: self.global.vboxmanage.clone(),
-            env: self.env_vboxmanage.clone(),
-            config: eff.vboxmanage.clone(),
-        };
-        let defaults =
-            vbox::locate::default_candidates(vbox::locate::Os::current(), &|n| self.env(n));
-        vbox::locate::locate(&explicit, &defaults, &|p: &Path| p.is_file())
-    }
-}
+pub use crate::context::{log_file_path, Context};
 
 pub fn run(cli: Cli) -> Result<()> {
     // Logging first, so that even a config error reaches the log file.

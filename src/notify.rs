@@ -5,7 +5,7 @@
 //! (`--pause-on-error`). Best effort: a missing notifier is only logged.
 use std::process::{Command, Stdio};
 
-use crate::vbox::locate::Os;
+use crate::platform::Os;
 
 /// The notifier command for `os`, if one applies.
 pub fn command(os: Os, title: &str, body: &str) -> Option<(String, Vec<String>)> {

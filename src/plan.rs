@@ -168,19 +168,8 @@ fn refuse(code: Code, reason: impl Into<String>) -> Refusal {
 
 fn describe_state(vm: &VmInfo) -> String {
     let name = &vm.name;
-    let state = if vm.state.is_empty() {
-        "unknown"
-    } else {
-        vm.state.as_str()
-    };
-    let what = match state {
-        "running" => "running",
-        "paused" => "paused",
-        "starting" | "restoring" => "starting",
-        "stopping" | "saving" => "shutting down",
-        "gurumeditation" => "stuck (guru meditation)",
-        _ => "busy",
-    };
+    let state = &vm.state;
+    let what = state.doing();
     format!(
         "VM '{name}' is {what} (state: {state}). vblaunch only folds a VM that is powered off, \
          saved or aborted; it never merges snapshots of a running VM. Shut the VM down or save \
@@ -230,7 +219,7 @@ pub fn check_disks(
                     ),
                 ));
             }
-            if medium.state.starts_with("locked") {
+            if medium.state.is_locked() {
                 return Err(refuse(
                     Code::Refused,
                     format!(
@@ -666,7 +655,7 @@ pub fn plan(
             ),
         ));
     }
-    if !vm.state_allows_fold() {
+    if !vm.state.allows_fold() {
         return Err(refuse(Code::VmState, describe_state(vm)));
     }
     if let Some(session) = &vm.session_name {
@@ -924,7 +913,7 @@ pub fn plan_exit_fold(
             ),
         ));
     }
-    if !matches!(vm.state.as_str(), "poweroff" | "aborted") {
+    if !vm.state.is_shut_down() {
         return Err(refuse(
             Code::VmState,
             format!(

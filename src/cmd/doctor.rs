@@ -23,23 +23,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
+use crate::cli::DoctorArgs;
 use crate::exit::{fail, Code};
 use crate::vbox::media::{self, Medium};
 use crate::vbox::settings::refs as settings_refs;
 use crate::vbox::{VBoxManage, VmInfo};
 use crate::Context;
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// VM name or UUID
-    pub vm: String,
-    /// Perform the fixes that cannot lose data, each after confirmation (--yes: without asking)
-    #[arg(long)]
-    pub fix: bool,
-    /// With --fix: do not ask before each fix
-    #[arg(long)]
-    pub yes: bool,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -131,7 +120,7 @@ struct Target {
     access_error: Option<String>,
 }
 
-pub fn run(ctx: &Context, args: Args) -> Result<()> {
+pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
     let (checks, target) = diagnose(ctx, &args.vm)?;
     // Failures that the fold itself repairs (an incomplete merge) do not
     // stop the fold; any other failure does.
@@ -213,7 +202,7 @@ fn finish(checks: &[Check], vm: &str) -> Result<()> {
 }
 
 /// Ask before a fix. Without a terminal and without --yes, only say what would be done.
-fn confirm(args: &Args) -> Result<bool> {
+fn confirm(args: &DoctorArgs) -> Result<bool> {
     if args.yes {
         return Ok(true);
     }
@@ -281,7 +270,7 @@ fn diagnose(ctx: &Context, vm_arg: &str) -> Result<(Vec<Check>, Target)> {
         print_check(&c);
         checks.push(c);
     };
-    let eff0 = ctx.config.effective(&[vm_arg]);
+    let eff0 = ctx.effective(&[vm_arg]);
     let vb = match ctx.vbox(&eff0) {
         Ok(vb) => vb,
         Err(e) => {
@@ -343,7 +332,7 @@ fn diagnose(ctx: &Context, vm_arg: &str) -> Result<(Vec<Check>, Target)> {
         if let Some(u) = &target.uuid {
             keys.push(u);
         }
-        ctx.config.effective(&keys)
+        ctx.effective(&keys)
     };
     let media = vb.list_hdds().unwrap_or_default();
 
@@ -471,8 +460,8 @@ fn locate(ctx: &Context, vb: &VBoxManage, vm_arg: &str) -> Target {
         }
         Err(e) => format!("{e:#}"),
     };
-    let mut uuid = crate::config::looks_like_uuid(vm_arg)
-        .then(|| vm_arg.trim_matches(['{', '}']).to_lowercase());
+    let mut uuid =
+        crate::vbox::state::is_uuid(vm_arg).then(|| vm_arg.trim_matches(['{', '}']).to_lowercase());
     let mut cfg = None;
     let mut access_error = None;
     // `list vms --long`: blocks of `Name:` / `UUID:` / `Config file:`.
@@ -568,7 +557,7 @@ fn uuid_from_backups(ctx: &Context, vm_arg: &str) -> Option<String> {
     let rd = std::fs::read_dir(ctx.data_dir.join("vms")).ok()?;
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !crate::config::looks_like_uuid(&name) {
+        if !crate::vbox::state::is_uuid(&name) {
             continue;
         }
         if crate::state::settings_backups(&ctx.data_dir, &name)
@@ -841,8 +830,8 @@ fn readable_checks(
 ) -> Vec<Check> {
     let mut out = Vec::new();
     // State.
-    let st = if vm.state_allows_fold() && vm.session_name.is_none() {
-        check(Level::Ok, "state", vm.state.clone())
+    let st = if vm.state.allows_fold() && vm.session_name.is_none() {
+        check(Level::Ok, "state", vm.state.to_string())
     } else if let Some(s) = &vm.session_name {
         check(
             Level::Warn,
@@ -1059,7 +1048,7 @@ fn readable_checks(
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let policy = crate::plan::Policy {
         snapshot_name: &eff.snapshot_name,
-        keep: ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep),
+        keep: eff.keep,
         adopt: ctx.global.adopt,
         now_iso8601: &now,
     };
@@ -1488,7 +1477,7 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
     // Preconditions: no other vblaunch, VirtualBox's windows closed.
     // The VM's identity is its UUID (the lock every vblaunch takes).
     let _lock = crate::lock::acquire(&ctx.locks_dir(), &uuid, &t.label)?;
-    let eff = ctx.config.effective(&[vm_arg, &uuid]);
+    let eff = ctx.effective(&[vm_arg, &uuid]);
     let running = crate::guard::Scanner::new()?.scan(&eff.guard_processes)?;
     if !running.is_empty() {
         return Err(fail(
@@ -1501,7 +1490,7 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
         ));
     }
     if let Some(vm) = &t.info {
-        if !vm.state_allows_fold() || vm.session_name.is_some() {
+        if !vm.state.allows_fold() || vm.session_name.is_some() {
             return Err(fail(
                 Code::VmState,
                 format!(

@@ -30,7 +30,7 @@ pub fn run(ctx: &Context, vm_arg: &str, start: bool) -> Result<()> {
     let session = super::open(ctx, vm_arg)?;
     let hook_vm = fold(ctx, &session, start)?;
     let (vb, vm, eff) = session.release();
-    if start && !ctx.global.dry_run && (ctx.global.wait || eff.wait) {
+    if start && !ctx.global.dry_run && eff.wait {
         // Nobody may be watching the terminal by the time the VM shuts down.
         wait_and_exit(ctx, &vb, &vm, &eff, hook_vm).inspect_err(|e| {
             // VirtualBox's words (the root cause) first: notifications are short.
@@ -98,11 +98,7 @@ fn wait_for_exit(vb: &VBoxManage, uuid: &str, first: std::time::Duration) -> Res
             Err(e) => return Err(e),
         };
         closing = 0;
-        let off = matches!(
-            vm.state.as_str(),
-            "poweroff" | "aborted" | "saved" | "aborted-saved" | "abortedsaved"
-        );
-        if off && vm.session_name.is_none() {
+        if vm.state.allows_fold() && vm.session_name.is_none() {
             return Ok(vm);
         }
         std::thread::sleep(pause);
@@ -137,7 +133,7 @@ fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
     let session = super::open(ctx, uuid)?;
     let super::Session { vm, media, eff, .. } = &session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let policy = policy(ctx, eff, &now, false);
+    let policy = policy(eff, &now, false);
     let plan = match plan::plan_exit_fold(vm, media, &policy, &crate::vbox::file_exists) {
         Ok(p) => p,
         Err(r) if r.code == Code::VmState || policy.keep > 1 => {
@@ -191,15 +187,10 @@ fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
 }
 
 /// The planning policy for a run of `eff`'s settings and the command line.
-fn policy<'a>(
-    ctx: &Context,
-    eff: &'a crate::config::Effective,
-    now: &'a str,
-    adopt: bool,
-) -> plan::Policy<'a> {
+fn policy<'a>(eff: &'a crate::config::Effective, now: &'a str, adopt: bool) -> plan::Policy<'a> {
     plan::Policy {
         snapshot_name: &eff.snapshot_name,
-        keep: ctx.global.keep.map(|k| k as usize).unwrap_or(eff.keep),
+        keep: eff.keep,
         adopt,
         now_iso8601: now,
     }
@@ -358,7 +349,7 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
         vb, vm, media, eff, ..
     } = session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let policy = policy(ctx, eff, &now, ctx.global.adopt);
+    let policy = policy(eff, &now, ctx.global.adopt);
     report_interrupted_run(ctx, vm);
     warn_of_known_bugs(ctx);
     let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)
@@ -367,7 +358,7 @@ fn fold(ctx: &Context, session: &super::Session, start: bool) -> Result<Option<h
     for note in &plan.notes {
         log::info!("{note}");
     }
-    let start_type = ctx.global.start_type.unwrap_or(eff.start_type);
+    let start_type = eff.start_type;
     if start {
         check_front_end(vb, vm, start_type)?;
     }
@@ -842,7 +833,8 @@ pub fn leftover_settings(vm: &VmInfo) -> Option<std::path::PathBuf> {
 /// installed (a fold followed by a start that cannot work helps nobody).
 /// Only judged where VirtualBox's installation folder is known.
 fn check_front_end(vb: &VBoxManage, vm: &VmInfo, start: StartType) -> Result<()> {
-    use crate::vbox::locate::{self, Os};
+    use crate::platform::Os;
+    use crate::vbox::locate;
     let os = Os::current();
     let Some(dir) = locate::install_dir(&vb.exe, os) else {
         log::debug!("VirtualBox's installation folder is unknown; the front end is not checked");

@@ -6,7 +6,7 @@ use crate::plan;
 use crate::Context;
 
 pub fn run(ctx: &Context) -> Result<()> {
-    let eff = ctx.config.effective(&[]);
+    let eff = ctx.effective(&[]);
     let vb = ctx.vbox(&eff)?;
     let vms = vb.list_vms()?;
     if vms.is_empty() {
@@ -15,7 +15,7 @@ pub fn run(ctx: &Context) -> Result<()> {
     for (name, uuid) in vms {
         match vb.show_vm_info(&uuid) {
             Ok(vm) => {
-                let eff = ctx.config.effective(&[&vm.name, &vm.uuid]);
+                let eff = ctx.effective(&[&vm.name, &vm.uuid]);
                 let (own, _) = plan::own_snapshots(&vm, &eff.snapshot_name, false);
                 let managed = if own.is_empty() {
                     "not managed".to_string()

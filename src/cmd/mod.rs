@@ -37,11 +37,7 @@ impl Session {
 fn guard_policy(ctx: &Context, eff: &Effective) -> WaitPolicy {
     WaitPolicy {
         no_wait: ctx.global.no_wait,
-        timeout: ctx
-            .global
-            .wait_timeout
-            .map(std::time::Duration::from_secs)
-            .or(eff.wait_timeout),
+        timeout: eff.wait_timeout,
         poll: std::time::Duration::from_millis(1000),
     }
 }
@@ -56,7 +52,7 @@ pub fn resolve_uuid(
     vm_arg: &str,
     env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Result<String> {
-    if crate::config::looks_like_uuid(vm_arg) {
+    if crate::vbox::state::is_uuid(vm_arg) {
         return Ok(vm_arg
             .trim_matches(|c| c == '{' || c == '}')
             .to_ascii_lowercase());
@@ -212,12 +208,12 @@ fn inaccessible_named(
 /// 3. read the VM (by UUID) and the media registry (concurrently with the
 ///    first scan of step 2; used only if that scan found VirtualBox closed).
 pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
-    let eff0 = ctx.config.effective(&[vm_arg]);
+    let eff0 = ctx.effective(&[vm_arg]);
     let vb = ctx.vbox(&eff0)?;
     let env = |v: &str| ctx.env(v);
     // A name is resolved from the files VirtualBox keeps (no VBoxManage call)
     // when they answer it unambiguously; else by `list vms`.
-    let by_name = (!crate::config::looks_like_uuid(vm_arg)).then_some(vm_arg);
+    let by_name = (!crate::vbox::state::is_uuid(vm_arg)).then_some(vm_arg);
     let uuid = match by_name.and_then(|n| resolve_from_files(n, &env)) {
         Some(u) => u,
         None => resolve_uuid(&vb, vm_arg, &env)?,
@@ -295,7 +291,7 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<Session> {
         }
     };
     let keys = [vm_arg, vm.name.as_str(), vm.uuid.as_str()];
-    let eff = ctx.config.effective(&keys);
+    let eff = ctx.effective(&keys);
     if let Some((name, _)) = ctx.config.vm_table(&keys) {
         log::debug!("using [vm.\"{name}\"] from {}", ctx.config_path.display());
     }

@@ -12,22 +12,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::cli::RestoreArgs;
 use crate::exit::{fail, Code};
 use crate::plan::{self, Refusal};
 use crate::vbox::{Medium, VmInfo};
 use crate::Context;
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// VM name or UUID
-    pub vm: String,
-    /// Restore point: current (the last launch), previous, previous-N, N launches back, or a snapshot UUID
-    #[arg(long, default_value = "current", value_name = "POINT")]
-    pub to: String,
-    /// Do not ask for confirmation (for scripts)
-    #[arg(long)]
-    pub yes: bool,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -81,8 +70,8 @@ pub fn plan_restore(
     to: &str,
     size: &dyn Fn(&Path) -> Option<u64>,
 ) -> Result<RestorePlan, Refusal> {
-    if !matches!(vm.state.as_str(), "poweroff" | "aborted") || vm.session_name.is_some() {
-        let extra = if vm.state.contains("saved") {
+    if !vm.state.is_shut_down() || vm.session_name.is_some() {
+        let extra = if vm.state.has_saved_state() {
             " It has a saved state, which a restore would throw away: start it and shut it down, \
              or discard the saved state in VirtualBox first."
         } else {
@@ -282,7 +271,7 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
 }
 
-pub fn run(ctx: &Context, args: Args) -> Result<()> {
+pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let super::Session {
         vb, vm, media, eff, ..
     } = &super::open(ctx, &args.vm)?;

@@ -3,34 +3,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
+use crate::cli::ShortcutArgs;
 use crate::exit::{fail, Code};
+use crate::platform::Os;
 use crate::shortcut::{self, Entry, Manifest, Target};
-use crate::vbox::locate::Os;
 use crate::vbox::VBoxManage;
 use crate::Context;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// VM name or UUID the shortcut launches
-    pub vm: String,
-    /// Put it on the desktop
-    #[arg(long)]
-    pub desktop: bool,
-    /// Put it in the Start menu (Windows), the applications menu (Linux) or ~/Applications (macOS)
-    #[arg(long)]
-    pub start_menu: bool,
-    /// Put it in this folder instead
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["desktop", "start_menu"])]
-    pub dest: Option<PathBuf>,
-    /// Delete the shortcuts vblaunch created for this VM
-    #[arg(long)]
-    pub remove: bool,
-    /// Overwrite an existing file (or remove one changed since vblaunch wrote it)
-    #[arg(long)]
-    pub force: bool,
-}
-
-fn folders(os: Os, args: &Args) -> Result<Vec<PathBuf>> {
+fn folders(os: Os, args: &ShortcutArgs) -> Result<Vec<PathBuf>> {
     if let Some(d) = &args.dest {
         return Ok(vec![d.clone()]);
     }
@@ -73,7 +53,7 @@ fn own_exe() -> Result<PathBuf> {
     })
 }
 
-pub fn run(ctx: &Context, args: Args) -> Result<()> {
+pub fn run(ctx: &Context, args: ShortcutArgs) -> Result<()> {
     let os = Os::current();
     let manifest_path = ctx.data_dir.join("shortcuts.toml");
     let mut manifest = Manifest::load(&manifest_path)?;
@@ -83,7 +63,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     }
 
     // Check the VM exists when VirtualBox can be asked; take VirtualBox's icon.
-    let eff = ctx.config.effective(&[&args.vm]);
+    let eff = ctx.effective(&[&args.vm]);
     let mut icon = match os {
         Os::Linux => Some("virtualbox".to_string()),
         _ => None,
@@ -196,7 +176,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
 }
 
 fn remove(
-    args: &Args,
+    args: &ShortcutArgs,
     dirs: &[PathBuf],
     manifest: &mut Manifest,
     manifest_path: &Path,

@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::cli::StatusArgs;
 use crate::guard::{FrontEnd, Scanner};
 use crate::plan;
 use crate::state::LastFold;
@@ -19,15 +20,6 @@ use crate::vbox::VmInfo;
 use crate::Context;
 
 pub const SCHEMA: u32 = 1;
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// VM name or UUID [default: every registered VM]
-    pub vm: Option<String>,
-    /// Print JSON for scripts and backup tools
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -78,15 +70,6 @@ pub struct VmStatus {
     pub last_fold: Option<LastFold>,
     pub warnings: Vec<String>,
 }
-
-const TRANSIENT_SAFE: &[&str] = &[
-    "poweroff",
-    "aborted",
-    "saved",
-    "aborted-saved",
-    "abortedsaved",
-];
-const RUNNING: &[&str] = &["running", "paused", "stuck", "gurumeditation"];
 
 /// The report for one VM (pure).
 pub fn vm_status(
@@ -216,7 +199,7 @@ pub fn vm_status(
         )
     } else if disks == 0 {
         (false, "the VM has no hard disk".to_string())
-    } else if TRANSIENT_SAFE.contains(&vm.state.as_str()) {
+    } else if vm.state.allows_fold() {
         (
             true,
             format!(
@@ -224,7 +207,7 @@ pub fn vm_status(
                 vm.state
             ),
         )
-    } else if RUNNING.contains(&vm.state.as_str()) {
+    } else if vm.state.is_running() {
         if attached_diff && current_own {
             (
                 true,
@@ -253,7 +236,7 @@ pub fn vm_status(
     VmStatus {
         name: vm.name.clone(),
         uuid: vm.uuid.clone(),
-        state: vm.state.clone(),
+        state: vm.state.to_string(),
         managed: !own.is_empty(),
         restore_points: own.len().saturating_sub(1),
         safe_to_back_up: safe,
@@ -345,9 +328,9 @@ pub fn render_text(r: &Report) -> String {
     out
 }
 
-pub fn run(ctx: &Context, args: Args) -> Result<()> {
+pub fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
     let key = args.vm.as_deref().unwrap_or("");
-    let eff0 = ctx.config.effective(&[key]);
+    let eff0 = ctx.effective(&[key]);
     let vb = ctx.vbox(&eff0)?;
     // One VM: its two reads. All VMs: the media registry once, then each VM
     // (an unreadable one is a warning, not the end).
@@ -378,7 +361,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         })
         .collect();
     for (t, vm) in &read {
-        let eff = ctx.config.effective(&[t, &vm.name, &vm.uuid]);
+        let eff = ctx.effective(&[t, &vm.name, &vm.uuid]);
         let last = match crate::state::load(&ctx.data_dir, &vm.uuid) {
             Ok(s) => s.last_fold,
             Err(e) => {

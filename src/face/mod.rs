@@ -187,9 +187,9 @@ pub fn gui_main() -> std::process::ExitCode {
 /// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
 fn vm_is_running(global: crate::cli::Global, vm: &str) -> Option<bool> {
     let ctx = crate::Context::new(global).ok()?;
-    let eff = ctx.config.effective(&[vm]);
+    let eff = ctx.effective(&[vm]);
     let info = ctx.vbox(&eff).ok()?.show_vm_info(vm).ok()?;
-    Some(info.state == "running")
+    Some(info.state == crate::vbox::state::VmState::Running)
 }
 
 fn fail_once(vm: &str, err: &anyhow::Error) -> std::process::ExitCode {
@@ -314,8 +314,8 @@ mod tests {
 
     #[test]
     fn windows_shortcut_starts_the_gui_exe_next_to_vblaunch() {
+        use crate::platform::Os;
         use crate::shortcut::{render, Target};
-        use crate::vbox::locate::Os;
         use std::path::{Path, PathBuf};
         let console = Path::new(r"C:\Tools\vblaunch.exe");
         let exe = shortcut_exe(console, &|p| p == Path::new(r"C:\Tools\vblaunchw.exe"));

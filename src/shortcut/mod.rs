@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::vbox::locate::Os;
+use crate::platform::Os;
 
 /// What the shortcut starts.
 #[derive(Debug, Clone)]

@@ -6,26 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::exit::{fail, Code};
-
-/// Which operating system's defaults to use (a value, so every branch is tested on Linux).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Os {
-    Windows,
-    MacOs,
-    Linux,
-}
-
-impl Os {
-    pub fn current() -> Os {
-        if cfg!(windows) {
-            Os::Windows
-        } else if cfg!(target_os = "macos") {
-            Os::MacOs
-        } else {
-            Os::Linux
-        }
-    }
-}
+use crate::platform::Os;
 
 /// Where the explicit choices came from.
 pub struct Explicit {

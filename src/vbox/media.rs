@@ -5,13 +5,15 @@
 //! English locale (see `vbox::locale`): localized builds translate the labels.
 use std::path::PathBuf;
 
+pub use super::state::MediumState;
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Medium {
     pub uuid: String,
     /// None for a base medium (`Parent UUID: base`).
     pub parent: Option<String>,
     /// `created`, `inaccessible`, `locked read`, `locked write`, …
-    pub state: String,
+    pub state: MediumState,
     /// `normal (base)`, `normal (differencing)`, `immutable (base)`, …
     pub kind: String,
     pub location: PathBuf,
@@ -32,7 +34,7 @@ impl Medium {
     }
 
     pub fn is_accessible(&self) -> bool {
-        self.state != "inaccessible"
+        self.state != MediumState::Inaccessible
     }
 
     /// Why this image cannot be used (None: accessible and its file is there).
@@ -101,7 +103,7 @@ pub fn parse(text: &str) -> Vec<Medium> {
                         cur.parent =
                             (value != "base" && !value.is_empty()).then(|| value.to_string())
                     }
-                    "State" => cur.state = value.to_string(),
+                    "State" => cur.state = MediumState::parse(value),
                     "Type" => cur.kind = value.to_string(),
                     "Location" => cur.location = PathBuf::from(value),
                     "Storage format" => cur.format = value.to_string(),

@@ -12,6 +12,7 @@ pub mod lossy;
 pub mod media;
 pub mod quick;
 pub mod settings;
+pub mod state;
 pub mod vminfo;
 
 use std::ffi::OsString;
@@ -643,7 +644,7 @@ pub fn parse_list_vms(text: &str) -> Vec<(String, String)> {
         let entry = pending.rsplit_once(" {").and_then(|(name, uuid)| {
             let uuid = uuid.strip_suffix('}')?;
             let name = name.strip_prefix('"')?.strip_suffix('"')?;
-            crate::config::looks_like_uuid(uuid).then(|| (name.to_string(), uuid.to_string()))
+            crate::vbox::state::is_uuid(uuid).then(|| (name.to_string(), uuid.to_string()))
         });
         if let Some(e) = entry {
             out.push(e);

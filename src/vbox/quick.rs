@@ -78,7 +78,7 @@ pub fn parse(text: &str) -> Result<Listing, String> {
             .map(|l| {
                 let v = super::parse_list_vms(l);
                 match v.as_slice() {
-                    [(name, uuid)] if crate::config::looks_like_uuid(uuid) => {
+                    [(name, uuid)] if crate::vbox::state::is_uuid(uuid) => {
                         Ok((name.clone(), uuid.to_ascii_lowercase()))
                     }
                     _ => Err(format!("not a VM line: {l:?}")),
@@ -100,7 +100,7 @@ impl Listing {
     /// (name, uuid) of the VM `arg` means, as `VBoxManage` would pick it: by
     /// UUID, else by name. Only an unambiguous answer counts.
     pub fn resolve(&self, arg: &str) -> Result<(String, String), String> {
-        if crate::config::looks_like_uuid(arg) {
+        if crate::vbox::state::is_uuid(arg) {
             let u = arg
                 .trim_matches(|c| c == '{' || c == '}')
                 .to_ascii_lowercase();
@@ -157,11 +157,7 @@ impl Listing {
             // `locked write`/`locked read`: VBoxSVC is working on the disk (a
             // merge that outlived a killed vblaunch, a clone). The VM is then
             // in a transient state that only the full read shows.
-            if let Some(m) = live
-                .iter()
-                .flatten()
-                .find(|m| !matches!(m.state.as_str(), "created" | "inaccessible"))
-            {
+            if let Some(m) = live.iter().flatten().find(|m| !m.state.is_idle()) {
                 return Err(format!(
                     "disk {} is '{}' in VirtualBox (an operation is in progress)",
                     m.location.display(),

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use roxmltree::{Document, Node};
 
 use super::media::Medium;
+use super::state::{MediumState, VmState};
 use super::vminfo::{Attachment, Snapshot, VmInfo};
 
 /// A VM as its settings file describes it.
@@ -153,7 +154,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, String> {
             m.attribute("snapshotFolder").unwrap_or("Snapshots"),
         )),
         log_folder: Some(dir.join("Logs")),
-        state: state.to_string(),
+        state: VmState::parse(state),
         state_file,
         session_name: None,
         attachments,
@@ -213,7 +214,7 @@ fn collect_media(
         parent: parent.map(str::to_string),
         // The file does not say; verification does not look at it (the
         // pre-flight checks before a merge ask VirtualBox).
-        state: "created".to_string(),
+        state: MediumState::Created,
         kind,
         format: n.attribute("format").unwrap_or("VDI").to_string(),
         access_error: None,

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub use super::state::VmState;
+
 /// One snapshot of the tree, stored in [`VmInfo::snapshots`] (an arena).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -53,8 +55,8 @@ pub struct VmInfo {
     pub cfg_file: Option<PathBuf>,
     pub snapshot_folder: Option<PathBuf>,
     pub log_folder: Option<PathBuf>,
-    /// `VMState` as printed (`poweroff`, `saved`, `running`, …).
-    pub state: String,
+    /// `VMState` (see [`VmState`]).
+    pub state: VmState,
     pub state_file: Option<PathBuf>,
     /// Present only while some process holds a session lock on the VM.
     pub session_name: Option<String>,
@@ -77,14 +79,6 @@ impl VmInfo {
         self.current_snapshot
             .as_deref()
             .and_then(|u| self.snapshot(u))
-    }
-
-    /// Whether the state allows an offline fold. Never an online merge.
-    pub fn state_allows_fold(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "poweroff" | "aborted" | "saved" | "aborted-saved" | "abortedsaved"
-        )
     }
 }
 
@@ -395,7 +389,10 @@ pub fn parse(text: &str) -> Result<VmInfo, ParseError> {
         cfg_file: path("CfgFile"),
         snapshot_folder: path("SnapFldr"),
         log_folder: path("LogFldr"),
-        state: kv.get("VMState").cloned().unwrap_or_default(),
+        state: kv
+            .get("VMState")
+            .map(|s| VmState::parse(s))
+            .unwrap_or_default(),
         state_file: path("VMStateFile"),
         session_name: kv.get("SessionName").cloned().filter(|s| !s.is_empty()),
         attachments,
@@ -468,7 +465,7 @@ mod tests {
         let vm = parse(HEAD).unwrap();
         assert_eq!(vm.name, "My \"VM\" é");
         assert_eq!(vm.state, "saved");
-        assert!(vm.state_allows_fold());
+        assert!(vm.state.allows_fold());
         assert_eq!(vm.state_file, Some(PathBuf::from("/tmp/a b/x.sav")));
         assert_eq!(vm.attachments.len(), 1);
         assert_eq!(vm.attachments[0].controller, "SATA Ctl");
@@ -594,7 +591,7 @@ CurrentSnapshotName=\"current\"\nCurrentSnapshotUUID=\"00000000-0000-0000-0000-0
                 state: s.into(),
                 ..Default::default()
             };
-            assert!(!vm.state_allows_fold(), "{s}");
+            assert!(!vm.state.allows_fold(), "{s}");
         }
     }
 }

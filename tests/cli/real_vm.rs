@@ -332,7 +332,7 @@ fn guard<'a>(w: &'a World, vm: &Vm) -> VmGuard<'a> {
 }
 
 fn state(w: &World, vm: &Vm) -> String {
-    w.info(&vm.uuid).state
+    w.info(&vm.uuid).state.to_string()
 }
 
 /// Blocks the current diff of `vm` has allocated (the VDI header's

@@ -1,0 +1,132 @@
+//! The context of one run: the global options, the loaded configuration and
+//! the platform paths, built once by [`crate::run`] and passed down to every
+//! command. It is the one place that reads the environment, and the one
+//! owner of precedence: command line, then environment, then the config
+//! file's `[vm."…"]` table, then its top level, then the built-in defaults
+//! ([`Context::effective`]).
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::cli;
+use crate::config::{self, Config, Effective};
+use crate::exit::{fail, Code};
+use crate::vbox;
+
+/// The one owner of environment variables and platform paths.
+pub struct Context {
+    pub global: cli::Global,
+    pub config: Config,
+    pub config_path: PathBuf,
+    /// How the config path was chosen ("--config", "VBLAUNCH_CONFIG", "default").
+    pub config_source: &'static str,
+    pub data_dir: PathBuf,
+    pub env_vboxmanage: Option<PathBuf>,
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "vblaunch")
+}
+
+/// The log file's path (also printed with every error).
+pub fn log_file_path() -> PathBuf {
+    data_dir().join("vblaunch.log")
+}
+
+/// `VBLAUNCH_DATA_DIR` (a portable install, or a test) or the platform data dir.
+fn data_dir() -> PathBuf {
+    if let Some(d) = non_empty_env("VBLAUNCH_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    project_dirs()
+        .map(|d| d.data_local_dir().to_path_buf())
+        .unwrap_or_else(|| std::env::temp_dir().join("vblaunch"))
+}
+
+fn non_empty_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+impl Context {
+    pub(crate) fn new(global: cli::Global) -> Result<Context> {
+        let (config_path, config_source, explicit) = if let Some(p) = &global.config {
+            (p.clone(), "--config", true)
+        } else if let Some(p) = non_empty_env("VBLAUNCH_CONFIG") {
+            (PathBuf::from(p), "VBLAUNCH_CONFIG", true)
+        } else {
+            let dir = project_dirs()
+                .map(|d| d.config_dir().to_path_buf())
+                .ok_or_else(|| {
+                    fail(
+                    Code::Usage,
+                    "cannot find your home folder to locate the config file; pass --config FILE",
+                )
+                })?;
+            (dir.join("vblaunch.toml"), "default", false)
+        };
+        let data_dir = data_dir();
+        let config = config::load(&config_path, explicit)?;
+        Ok(Context {
+            global,
+            config,
+            config_path,
+            config_source,
+            data_dir,
+            env_vboxmanage: non_empty_env("VBLAUNCH_VBOXMANAGE").map(PathBuf::from),
+        })
+    }
+
+    /// An environment variable (every read of the environment goes through here).
+    pub fn env(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name)
+    }
+
+    /// The settings for a VM known by any of `keys` (the argument as given,
+    /// its name, its UUID): the config file's layers ([`Config::layered`])
+    /// with the command line's `--keep`, `--type`, `--wait` and
+    /// `--wait-timeout` on top. Every command reads settings through here.
+    pub fn effective(&self, keys: &[&str]) -> Effective {
+        let mut eff = self.config.layered(keys);
+        let g = &self.global;
+        if let Some(k) = g.keep {
+            eff.keep = k as usize;
+        }
+        if let Some(t) = g.start_type {
+            eff.start_type = t;
+        }
+        eff.wait |= g.wait;
+        if let Some(secs) = g.wait_timeout {
+            eff.wait_timeout = Some(std::time::Duration::from_secs(secs));
+        }
+        eff
+    }
+
+    pub fn locks_dir(&self) -> PathBuf {
+        self.data_dir.join("locks")
+    }
+
+    /// The VBoxManage facade for a VM's effective settings.
+    pub fn vbox(&self, eff: &Effective) -> Result<vbox::VBoxManage> {
+        let exe = self.vboxmanage(eff)?;
+        log::debug!("using VBoxManage at {}", exe.display());
+        Ok(vbox::VBoxManage {
+            exe,
+            call_timeout: eff.call_timeout,
+            stall_warning: eff.merge_stall_warning,
+            show_progress: self.global.verbosity() >= 0,
+        })
+    }
+
+    /// Resolve VBoxManage for a VM's effective settings.
+    pub fn vboxmanage(&self, eff: &Effective) -> Result<PathBuf> {
+        let explicit = vbox::locate::Explicit {
+            flag: self.global.vboxmanage.clone(),
+            env: self.env_vboxmanage.clone(),
+            config: eff.vboxmanage.clone(),
+        };
+        let defaults =
+            vbox::locate::default_candidates(crate::platform::Os::current(), &|n| self.env(n));
+        vbox::locate::locate(&explicit, &defaults, &|p: &Path| p.is_file())
+    }
+}
