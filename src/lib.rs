@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod context;
 pub mod disk;
+pub mod engine;
 pub mod exit;
 pub mod face;
 pub mod files;
@@ -21,7 +22,9 @@ pub mod plan;
 pub mod platform;
 pub mod process;
 pub mod shortcut;
+pub mod snapshots;
 pub mod state;
+pub mod units;
 pub mod vbox;
 
 use anyhow::Result;
@@ -56,8 +59,8 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     let ctx = Context::new(cli.global.clone())?;
     match cli.command {
-        Command::Launch { vm } => cmd::fold::run(&ctx, &vm, true),
-        Command::Fold { vm } => cmd::fold::run(&ctx, &vm, false),
+        Command::Launch { vm } => cmd::launch::run(&ctx, &vm),
+        Command::Fold { vm } => cmd::fold::run(&ctx, &vm),
         Command::Config { action } => cmd::config::run(&ctx, action),
         Command::Shortcut(args) => cmd::shortcut::run(&ctx, args),
         Command::Status(args) => cmd::status::run(&ctx, args),

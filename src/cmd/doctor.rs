@@ -1043,7 +1043,7 @@ fn readable_checks(
     }
 
     // Managed snapshots, and whether a fold would go ahead.
-    let (own, off) = crate::plan::own_snapshots(vm, &eff.snapshot_name, false);
+    let (own, off) = crate::snapshots::own_snapshots(vm, &eff.snapshot_name, false);
     let users = vm.snapshots.len() - own.len() - off.len();
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let policy = crate::plan::Policy {
@@ -1058,7 +1058,7 @@ fn readable_checks(
             own.len(),
             c.name,
             c.uuid,
-            crate::plan::taken_at(c)
+            crate::snapshots::taken_at(c)
                 .map(|t| format!(" taken {t}"))
                 .unwrap_or_default()
         ),
@@ -1081,7 +1081,7 @@ fn readable_checks(
                 "snapshots",
                 format!("{desc}; a fold would refuse"),
             )
-            .recovery(r.reason.clone()),
+            .recovery(r.to_string()),
         ),
         Err(_) => out.push(check(
             Level::Warn,
@@ -1093,7 +1093,7 @@ fn readable_checks(
     // What the next fold's pre-flight says of the real folders and images
     // (writable, room, a merge target shared with another VM or clone).
     if let Ok(p) = &planned {
-        match crate::cmd::fold::preflight(vm, media, p, eff) {
+        match crate::engine::preflight(vm, media, p, eff) {
             Ok(_) => out.push(check(
                 Level::Ok,
                 "pre-flight",
@@ -1101,15 +1101,16 @@ fn readable_checks(
                  no merge target is shared",
             )),
             // A leftover settings file has its own check below.
-            Err(_) if crate::cmd::fold::leftover_settings(vm).is_some() => {}
+            Err(_) if crate::engine::leftover_settings(vm).is_some() => {}
             Err(r) => out.push(
-                check(Level::Fail, "pre-flight", "the next fold would refuse").recovery(r.reason),
+                check(Level::Fail, "pre-flight", "the next fold would refuse")
+                    .recovery(r.to_string()),
             ),
         }
     }
 
     // Leftover settings.
-    if let Some(tmp) = crate::cmd::fold::leftover_settings(vm) {
+    if let Some(tmp) = crate::engine::leftover_settings(vm) {
         out.push(
             check(
                 Level::Fail,
@@ -1155,7 +1156,7 @@ fn readable_checks(
     }
 
     // Free space for the next merge.
-    let diff_bytes: u64 = crate::plan::path_diffs(vm, media)
+    let diff_bytes: u64 = crate::snapshots::path_diffs(vm, media)
         .map(|d| {
             d.iter()
                 .flat_map(|(_, ms)| ms.iter())
@@ -1204,7 +1205,7 @@ fn readable_checks(
 
 /// " (what snapshot '<name>' ... wrote)" for a differencing image, if known.
 fn diff_owner(vm: &VmInfo, media: &[Medium], uuid: &str) -> String {
-    let Some(diffs) = crate::plan::path_diffs(vm, media) else {
+    let Some(diffs) = crate::snapshots::path_diffs(vm, media) else {
         return String::new();
     };
     for (i, ms) in diffs {
@@ -1214,7 +1215,7 @@ fn diff_owner(vm: &VmInfo, media: &[Medium], uuid: &str) -> String {
                 "; it holds what the VM wrote after snapshot '{}' {{{}}}{}",
                 s.name,
                 s.uuid,
-                crate::plan::taken_at(s)
+                crate::snapshots::taken_at(s)
                     .map(|t| format!(" (taken {t})"))
                     .unwrap_or_default()
             );
@@ -1237,7 +1238,7 @@ fn record_checks(
         .info
         .as_ref()
         .map(|vm| {
-            !crate::plan::own_snapshots(vm, &eff.snapshot_name, false)
+            !crate::snapshots::own_snapshots(vm, &eff.snapshot_name, false)
                 .0
                 .is_empty()
         })
@@ -1471,7 +1472,7 @@ fn apply(ctx: &Context, vm_arg: &str, t: &Target, fix: &Fix) -> Result<String> {
         )
     })?;
     if let Fix::Fold = fix {
-        crate::cmd::fold::run(ctx, vm_arg, false)?;
+        crate::cmd::fold::run(ctx, vm_arg)?;
         return Ok("the fold finished".to_string());
     }
     // Preconditions: no other vblaunch, VirtualBox's windows closed.

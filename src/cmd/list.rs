@@ -2,7 +2,7 @@
 //! manages them and how many restore points they have.
 use anyhow::Result;
 
-use crate::plan;
+use crate::snapshots;
 use crate::Context;
 
 pub fn run(ctx: &Context) -> Result<()> {
@@ -16,7 +16,7 @@ pub fn run(ctx: &Context) -> Result<()> {
         match vb.show_vm_info(&uuid) {
             Ok(vm) => {
                 let eff = ctx.effective(&[&vm.name, &vm.uuid]);
-                let (own, _) = plan::own_snapshots(&vm, &eff.snapshot_name, false);
+                let (own, _) = snapshots::own_snapshots(&vm, &eff.snapshot_name, false);
                 let managed = if own.is_empty() {
                     "not managed".to_string()
                 } else {

@@ -78,7 +78,10 @@ pub fn run(ctx: &Context, args: ShortcutArgs) -> Result<()> {
                 show_progress: false,
             };
             // By UUID: VBoxManage never reads a name like `-x` as an option.
-            let info = vb.show_vm_info(&super::resolve_uuid(&vb, &args.vm, &|v| ctx.env(v))?)?;
+            let info =
+                vb.show_vm_info(&crate::engine::open::resolve_uuid(&vb, &args.vm, &|v| {
+                    ctx.env(v)
+                })?)?;
             log::debug!(
                 "shortcut for VM '{}' {{{}}}",
                 crate::logging::escape(&info.name),

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::guard::{FrontEnd, Scanner};
-use crate::plan;
+use crate::snapshots;
 use crate::state::LastFold;
 use crate::vbox::media::{self, Medium};
 use crate::vbox::VmInfo;
@@ -83,9 +83,9 @@ pub fn vm_status(
 ) -> VmStatus {
     let mut warnings = Vec::new();
     let mut missing = Vec::new();
-    let (own, off) = plan::own_snapshots(vm, snapshot_name, false);
-    let path = plan::current_path(vm);
-    let diffs = plan::path_diffs(vm, media);
+    let (own, off) = snapshots::own_snapshots(vm, snapshot_name, false);
+    let path = snapshots::current_path(vm);
+    let diffs = snapshots::path_diffs(vm, media);
     if diffs.is_none() && !path.is_empty() {
         warnings.push(
             "the disk chain does not match the snapshot tree; sizes are not shown".to_string(),
@@ -101,8 +101,8 @@ pub fn vm_status(
         SnapshotStatus {
             name: s.name.clone(),
             uuid: s.uuid.clone(),
-            vblaunch: plan::is_own(vm, s),
-            taken: plan::taken_at(s).map(str::to_string),
+            vblaunch: snapshots::is_own(vm, s),
+            taken: snapshots::taken_at(s).map(str::to_string),
             changes_bytes: changes,
             current: vm.current_snapshot.as_deref() == Some(s.uuid.as_str()),
         }
@@ -161,7 +161,7 @@ pub fn vm_status(
             off.len()
         ));
     }
-    let current_own = vm.current().is_some_and(|c| plan::is_own(vm, c));
+    let current_own = vm.current().is_some_and(|c| snapshots::is_own(vm, c));
     let incomplete: Vec<crate::state::IncompleteMerge> = incomplete_merges
         .iter()
         .filter(|m| vm.snapshot(&m.snapshot).is_some())
@@ -251,15 +251,6 @@ pub fn vm_status(
     }
 }
 
-fn human(bytes: Option<u64>) -> String {
-    match bytes {
-        None => "size unknown".to_string(),
-        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        Some(b) => format!("{:.0} KiB", b as f64 / 1024.0),
-    }
-}
-
 pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
     for v in &r.vms {
@@ -273,7 +264,7 @@ pub fn render_text(r: &Report) -> String {
             out.push_str(&format!(
                 "  base disk  {} ({})\n",
                 d.path,
-                human(d.size_bytes)
+                crate::units::human_or_unknown(d.size_bytes)
             ));
         }
         for s in &v.chain {
@@ -295,7 +286,7 @@ pub fn render_text(r: &Report) -> String {
                 "  {who} '{}' {{{}}}{taken}, changes since: {}\n",
                 s.name,
                 s.uuid,
-                human(s.changes_bytes)
+                crate::units::human_or_unknown(s.changes_bytes)
             ));
         }
         for s in &v.other_snapshots {
@@ -311,7 +302,7 @@ pub fn render_text(r: &Report) -> String {
                 "  last fold: {} ({:.1} s, {} merged)\n",
                 f.finished,
                 f.duration_ms as f64 / 1000.0,
-                human(Some(f.bytes_merged))
+                crate::units::human(f.bytes_merged)
             )),
             None => out.push_str("  last fold: none recorded\n"),
         }
@@ -356,7 +347,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
         .into_iter()
         .map(|(t, mut vm)| {
             // A take the journal knows but could not record is vblaunch's.
-            super::add_journal_takes(&ctx.data_dir, &mut vm);
+            crate::engine::open::add_journal_takes(&ctx.data_dir, &mut vm);
             (t, vm)
         })
         .collect();
@@ -410,7 +401,7 @@ mod tests {
         Snapshot {
             name: name.into(),
             uuid: uuid.into(),
-            description: marked.then(|| plan::description("2026-11-26T06:00:00Z")),
+            description: marked.then(|| snapshots::description("2026-11-26T06:00:00Z")),
             node: String::new(),
             parent,
             children: vec![],

@@ -345,7 +345,7 @@ impl Launch {
             Phase::Merging { bytes, percent } => busy(
                 format!(
                     "Merging the last session ({}) into the base disk — it cannot be cancelled",
-                    human(*bytes)
+                    crate::units::human_or_unknown(*bytes)
                 ),
                 "Stopping a merge half-way could damage the disk, so there is no Cancel. \
                  You can keep working in other programs."
@@ -373,15 +373,6 @@ impl Launch {
             self.shown = true;
         }
         screen
-    }
-}
-
-fn human(bytes: Option<u64>) -> String {
-    match bytes {
-        None => "size unknown".to_string(),
-        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        Some(b) => format!("{:.0} KiB", b as f64 / 1024.0),
     }
 }
 

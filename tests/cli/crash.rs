@@ -31,7 +31,7 @@ fn converges(w: &World, vm: &Vm, user: &str, content: &[u8]) {
     );
     let info = w.info(&vm.uuid);
     assert_eq!(info.snapshots[0].uuid, user, "the user's snapshot survives");
-    let (own, off) = vblaunch::plan::own_snapshots(&info, "current", false);
+    let (own, off) = vblaunch::snapshots::own_snapshots(&info, "current", false);
     assert_eq!(own.len(), 2, "{}", w.state(&vm.uuid));
     assert!(off.is_empty());
     assert_folded(w, &vm.uuid, "current");
@@ -90,7 +90,7 @@ fn a_client_dying_mid_merge_or_after_it_converges() {
 
 fn assert_restore_points_with_user(w: &World, vm: &str) {
     let info = w.info(vm);
-    let (own, off) = vblaunch::plan::own_snapshots(&info, "current", false);
+    let (own, off) = vblaunch::snapshots::own_snapshots(&info, "current", false);
     assert_eq!(own.len(), 2, "{}", w.state(vm));
     assert!(off.is_empty());
 }

@@ -322,14 +322,14 @@ fn kill_rounds(test: &str, rounds: u64) {
         let ctx = format!("seed {seed}, round {round}, killed after {delay:?}");
         assert_eq!(r.code, 0, "{ctx}: {r}");
         let info = w.info(&vm.uuid);
-        let (own, off) = vblaunch::plan::own_snapshots(&info, "current", false);
+        let (own, off) = vblaunch::snapshots::own_snapshots(&info, "current", false);
         assert!(
             off.is_empty() && (1..=2).contains(&own.len()),
             "{ctx}: {}",
             w.state(&vm.uuid)
         );
         assert_eq!(
-            vblaunch::plan::current_path(&info).len(),
+            vblaunch::snapshots::current_path(&info).len(),
             info.snapshots.len(),
             "{ctx}"
         );

@@ -579,7 +579,7 @@ pub fn assert_folded(w: &World, vm: &str, name: &str) {
         cur.description
             .as_deref()
             .unwrap_or("")
-            .starts_with(vblaunch::plan::MARKER),
+            .starts_with(vblaunch::snapshots::MARKER),
         "{:?}",
         cur.description
     );
@@ -606,14 +606,14 @@ pub fn assert_folded(w: &World, vm: &str, name: &str) {
 pub fn assert_restore_points(w: &World, vm: &str, own: usize) {
     assert_folded(w, vm, "current");
     let info = w.info(vm);
-    let path = vblaunch::plan::current_path(&info);
-    let (mine, off) = vblaunch::plan::own_snapshots(&info, "current", false);
+    let path = vblaunch::snapshots::current_path(&info);
+    let (mine, off) = vblaunch::snapshots::own_snapshots(&info, "current", false);
     assert!(off.is_empty(), "{}", w.state(vm));
     assert_eq!(mine.len(), own, "{}", w.state(vm));
     for (age, &i) in mine.iter().rev().enumerate() {
         assert_eq!(
             info.snapshots[i].name,
-            vblaunch::plan::label(age, "current"),
+            vblaunch::snapshots::label(age, "current"),
             "{}",
             w.state(vm)
         );

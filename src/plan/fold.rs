@@ -1,13 +1,8 @@
-//! Pure planning: from what VirtualBox holds (the VM, its snapshot tree, the
-//! media registry) and the policy, decide the exact steps of a fold — or refuse
-//! with the reason and the fix. No I/O here except the injected file test, so
-//! every tree shape is tested without VirtualBox.
-//!
-//! vblaunch's own snapshots are the ones whose description starts with
-//! [`MARKER`] (names are only labels). After a fold with `keep = N` the VM has
-//! its N newest own snapshots, named (newest first) `current`, `previous`,
-//! `previous-2`, … `previous-<N-1>`; the newest is the VM's current snapshot,
-//! and every older one is a restore point.
+//! The fold planner: from the VM, its media and the policy, the steps of a
+//! launch's fold (or of the fold after the VM shut down), the pre-flight
+//! checks of those steps against the file system, and the check of what
+//! VirtualBox holds afterwards. Pure: the file system is asked through
+//! injected functions ([`Space`], `exists`).
 //!
 //! Rules:
 //! - only an offline VM (poweroff, aborted, saved, aborted-saved) with no
@@ -16,104 +11,17 @@
 //! - own snapshots must lie on the path from the root to the current
 //!   snapshot, and the current snapshot must be own and a leaf (or there are
 //!   no own snapshots yet: the first run takes one);
-//! - the order is take, rename, delete: the new snapshot exists before any
-//!   restore point is folded, so a failure never loses one;
-//! - any other snapshot is the user's and is never deleted or renamed.
+//! - the order is take, rename, merge: the new snapshot exists before any
+//!   restore point is folded, so a failure never loses one (own snapshots
+//!   beyond `keep` left by a merge that did not complete are merged first,
+//!   so that a merge that keeps failing never piles up snapshots);
+//! - any other snapshot is the user's and is never merged or renamed.
 use std::path::Path;
 
-use crate::exit::Code;
+use super::{Plan, Refusal, Step};
+use crate::snapshots::{current_path, description, floors, label, own_snapshots, path_diffs, show};
 use crate::vbox::media::{self, Medium};
 use crate::vbox::vminfo::{Snapshot, VmInfo};
-
-/// Every description vblaunch writes starts with this; it is how later runs
-/// tell vblaunch's snapshots from the user's.
-pub const MARKER: &str = "vblaunch: taken ";
-
-pub fn description(now_iso8601: &str) -> String {
-    format!(
-        "{MARKER}{now_iso8601} by vblaunch {}. It is merged into its parent at the next \
-         launch; do not rename or delete it by hand.",
-        env!("CARGO_PKG_VERSION")
-    )
-}
-
-/// Whether the snapshot's description is vblaunch's marker: [`MARKER`], a
-/// time (ISO 8601), ` by vblaunch ` (a note that merely starts with
-/// "vblaunch: taken " is not). Ownership needs more: see [`is_own`].
-///
-/// ```
-/// use vblaunch::plan::{description, is_marked};
-/// use vblaunch::vbox::vminfo::Snapshot;
-/// let mut s = Snapshot { name: "current".into(), uuid: "u".into(), description: None,
-///                        node: String::new(), parent: None, children: vec![] };
-/// assert!(!is_marked(&s));
-/// s.description = Some(description("2026-11-26T07:00:00Z"));
-/// assert!(is_marked(&s));
-/// s.description = Some("vblaunch: taken care of the printer".into());
-/// assert!(!is_marked(&s));
-/// ```
-pub fn is_marked(s: &Snapshot) -> bool {
-    let Some(rest) = s
-        .description
-        .as_deref()
-        .and_then(|d| d.strip_prefix(MARKER))
-    else {
-        return false;
-    };
-    let Some((time, by)) = rest.split_once(' ') else {
-        return false;
-    };
-    let t = time.as_bytes();
-    t.len() >= 20
-        && t[..4].iter().all(u8::is_ascii_digit)
-        && t[4] == b'-'
-        && t[10] == b'T'
-        && time.ends_with('Z')
-        && by.starts_with("by vblaunch ")
-}
-
-/// Whether vblaunch took this snapshot of `vm`: it carries the marker, and
-/// its UUID is in the record vblaunch keeps in the VM's own settings
-/// (extradata [`crate::vbox::settings::OWN_KEY`], written after each take,
-/// so it travels with the VM folder), or in `journal_taken` (takes the
-/// journal saw complete, for a run that died before it could record). A VM
-/// without any record (managed by an older vblaunch) is judged by the marker
-/// alone, once: the next take records them.
-pub fn is_own(vm: &VmInfo, s: &Snapshot) -> bool {
-    is_marked(s)
-        && match &vm.recorded_own {
-            Some(list) => list.iter().any(|u| u.eq_ignore_ascii_case(&s.uuid)),
-            None => true,
-        }
-}
-
-/// When vblaunch took a snapshot (from its marker), as written (ISO 8601).
-pub fn taken_at(s: &Snapshot) -> Option<&str> {
-    marker_time(s.description.as_deref()?)
-}
-
-/// The time in a marker description.
-pub fn marker_time(description: &str) -> Option<&str> {
-    description.strip_prefix(MARKER)?.split_whitespace().next()
-}
-
-/// The label of the own snapshot `age` launches old (0 = newest).
-pub fn label(age: usize, newest: &str) -> String {
-    match age {
-        0 => newest.to_string(),
-        1 => "previous".to_string(),
-        n => format!("previous-{n}"),
-    }
-}
-
-/// Whether `name` is one of the labels vblaunch gives (for `--adopt`).
-fn is_label(name: &str, newest: &str) -> bool {
-    name == newest
-        || name == "previous"
-        || name
-            .strip_prefix("previous-")
-            .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n >= 2))
-}
 
 pub struct Policy<'a> {
     pub snapshot_name: &'a str,
@@ -123,58 +31,6 @@ pub struct Policy<'a> {
     /// vblaunch's (made by the old launcher script, or by hand).
     pub adopt: bool,
     pub now_iso8601: &'a str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Take the new managed snapshot.
-    Take { name: String, description: String },
-    /// Relabel an own snapshot (by UUID); changes no data.
-    Rename {
-        uuid: String,
-        from: String,
-        to: String,
-    },
-    /// Merge this own snapshot (by UUID) into its parent.
-    Delete { uuid: String, name: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub steps: Vec<Step>,
-    /// Plain-language lines for the user (what will happen, user snapshots seen).
-    pub notes: Vec<String>,
-    /// The attached hard disks (current-state media) before the fold.
-    pub disks: Vec<Medium>,
-    /// How many own snapshots the VM will have afterwards.
-    pub own_after: usize,
-    /// The UUIDs of vblaunch's snapshots on the current path before the run
-    /// (adopted ones included): what the record after the take starts from.
-    pub own_before: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: Code,
-    pub reason: String,
-}
-
-fn refuse(code: Code, reason: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        reason: reason.into(),
-    }
-}
-
-fn describe_state(vm: &VmInfo) -> String {
-    let name = &vm.name;
-    let state = &vm.state;
-    let what = state.doing();
-    format!(
-        "VM '{name}' is {what} (state: {state}). vblaunch only folds a VM that is powered off, \
-         saved or aborted; it never merges snapshots of a running VM. Shut the VM down or save \
-         its state, then run vblaunch again. Nothing was changed."
-    )
 }
 
 /// The hard disks attached to the VM (current state), with their chains checked.
@@ -190,162 +46,45 @@ pub fn check_disks(
             continue;
         };
         for link in media::chain(media, &m.uuid) {
-            let medium = link.map_err(|missing| {
-                refuse(
-                    Code::Refused,
-                    format!(
-                        "The disk in slot {} of VM '{}' depends on a disk image {{{missing}}} that \
-                         VirtualBox does not know (not in its media registry). Put the missing .vdi \
-                         back (from your backup) and run vblaunch again. Nothing was changed.",
-                        att.slot(),
-                        vm.name
-                    ),
-                )
+            let medium = link.map_err(|missing| Refusal::UnknownImage {
+                vm: vm.name.clone(),
+                slot: att.slot(),
+                missing,
             })?;
             let present = exists(&medium.location);
             if !medium.is_accessible() || !present {
                 let problem =
                     crate::vbox::errors::medium_problem(medium.access_error.as_deref(), present);
-                return Err(refuse(
-                    Code::Refused,
-                    format!(
-                        "Disk image {} of VM '{}' is {} (VirtualBox state: {}). \
-                         Merging snapshots now could lose data. Restore that file from your backup \
-                         to exactly that path, then run vblaunch again. Nothing was changed.",
-                        medium.location.display(),
-                        vm.name,
-                        problem.medium_label(),
-                        medium.state
-                    ),
-                ));
+                return Err(Refusal::DiskUnusable {
+                    vm: vm.name.clone(),
+                    path: medium.location.clone(),
+                    problem: problem.medium_label(),
+                    state: medium.state.to_string(),
+                });
             }
             if medium.state.is_locked() {
-                return Err(refuse(
-                    Code::Refused,
-                    format!(
-                        "Disk image {} of VM '{}' is in use by another task (VirtualBox lists it \
-                         '{}'): a clone or export, a merge VirtualBox is still running, or a \
-                         program reading the disk. A merge now would fail half-way. Let that \
-                         task finish (or close the program using the disk; `VBoxManage \
-                         showmediuminfo disk {}` shows the disk's state), then run vblaunch \
-                         again. Nothing was changed.",
-                        medium.location.display(),
-                        vm.name,
-                        medium.state,
-                        crate::process::quote(&medium.location.to_string_lossy())
-                    ),
-                ));
+                return Err(Refusal::DiskLocked {
+                    vm: vm.name.clone(),
+                    path: medium.location.clone(),
+                    state: medium.state.to_string(),
+                });
             }
             if !medium.is_normal() {
-                return Err(refuse(
-                    Code::Refused,
-                    format!(
-                        "Disk {} of VM '{}' is of type '{}'. Snapshots do not freeze such a disk, \
-                         so vblaunch cannot make it safe to back up. Change it to 'normal' in the \
-                         VirtualBox Media Manager, or detach it. Nothing was changed.",
-                        medium.location.display(),
-                        vm.name,
-                        medium.kind
-                    ),
-                ));
+                return Err(Refusal::DiskNotNormal {
+                    vm: vm.name.clone(),
+                    path: medium.location.clone(),
+                    kind: medium.kind.clone(),
+                });
             }
         }
         disks.push(m.clone());
     }
     if disks.is_empty() {
-        return Err(refuse(
-            Code::Refused,
-            format!(
-                "VM '{}' has no hard disk attached, so there is nothing to keep safe for backups. \
-                 Start it from VirtualBox directly. Nothing was changed.",
-                vm.name
-            ),
-        ));
+        return Err(Refusal::NoHardDisk {
+            vm: vm.name.clone(),
+        });
     }
     Ok(disks)
-}
-
-fn show(s: &Snapshot) -> String {
-    format!("'{}' {{{}}}", s.name, s.uuid)
-}
-
-/// The snapshots from the root to the current one (indices), oldest first.
-pub fn current_path(vm: &VmInfo) -> Vec<usize> {
-    let mut path = Vec::new();
-    let mut at = vm
-        .current_snapshot
-        .as_deref()
-        .and_then(|u| vm.snapshots.iter().position(|s| s.uuid == u));
-    while let Some(i) = at {
-        path.push(i);
-        at = vm.snapshots[i].parent;
-    }
-    path.reverse();
-    path
-}
-
-/// vblaunch's own snapshots on the current path, oldest first, and those elsewhere.
-pub fn own_snapshots(vm: &VmInfo, snapshot_name: &str, adopt: bool) -> (Vec<usize>, Vec<usize>) {
-    let path = current_path(vm);
-    let own = |i: usize| {
-        let s = &vm.snapshots[i];
-        is_own(vm, s) || (adopt && path.contains(&i) && is_label(&s.name, snapshot_name))
-    };
-    let on: Vec<usize> = path.iter().copied().filter(|&i| own(i)).collect();
-    let off: Vec<usize> = (0..vm.snapshots.len())
-        .filter(|i| !path.contains(i) && own(*i))
-        .collect();
-    (on, off)
-}
-
-/// For each snapshot on the current path (oldest first), the differencing
-/// images that hold the writes made after it was taken (one per hard disk):
-/// a linear chain base ← d1 ← … ← dm has one diff per snapshot on the path,
-/// the last being the current state. The chain is matched from its top: a
-/// linked clone's disk, or a disk attached on top of an image that already
-/// had a child, rests on images of another VM below the image its first
-/// snapshot froze (see [`floor`]). None when the chain is shorter than the
-/// path (then sizes are unknown, never guessed).
-pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Vec<&'m Medium>)>> {
-    let path = current_path(vm);
-    let mut per_snapshot: Vec<(usize, Vec<&Medium>)> =
-        path.iter().map(|&i| (i, Vec::new())).collect();
-    for att in &vm.attachments {
-        if !media.iter().any(|m| m.uuid == att.image_uuid) {
-            continue; // not a hard disk
-        }
-        let mut chain: Vec<&Medium> = media::chain(media, &att.image_uuid)
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .ok()?;
-        chain.reverse(); // base first
-        let below = chain.len().checked_sub(path.len() + 1)?;
-        for (j, entry) in per_snapshot.iter_mut().enumerate() {
-            entry.1.push(chain[below + j + 1]);
-        }
-    }
-    Some(per_snapshot)
-}
-
-/// Per attached hard disk: the image the VM's oldest snapshot froze (its
-/// first merge target) and the base at the bottom of its chain. They differ
-/// for a linked clone or a disk attached on top of another VM's image:
-/// then the floor is this VM's own differencing image, which holds what the
-/// folds merge, and a backup needs it as well as the base.
-pub fn floors<'m>(vm: &VmInfo, media: &'m [Medium]) -> Vec<(&'m Medium, &'m Medium)> {
-    let path = current_path(vm);
-    vm.attachments
-        .iter()
-        .filter_map(|a| {
-            let mut chain: Vec<&Medium> = media::chain(media, &a.image_uuid)
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .ok()?;
-            chain.reverse();
-            let below = chain.len().checked_sub(path.len() + 1)?;
-            Some((chain[below], chain[0]))
-        })
-        .collect()
 }
 
 /// What the pre-flight checks need to know about the file system.
@@ -368,21 +107,13 @@ const NEW_DIFF: u64 = 2 << 20;
 /// Headroom for a take (new images and the settings file rewritten).
 pub const TAKE_MARGIN: u64 = 16 << 20;
 
-fn mib(b: u64) -> String {
-    format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
-}
-
-fn not_writable(vm: &VmInfo, path: &Path, what: &str, why: &str) -> Refusal {
-    refuse(
-        Code::Refused,
-        format!(
-            "VirtualBox cannot write {} ({what}): {why}. Changing VM '{}' now would fail half-way. \
-             Make it writable (its owner and permissions, a read-only or immutable flag, or a \
-             disk mounted read-only), then run vblaunch again. Nothing was changed.",
-            path.display(),
-            vm.name
-        ),
-    )
+fn not_writable(vm: &VmInfo, path: &Path, what: &'static str, why: String) -> Refusal {
+    Refusal::NotWritable {
+        vm: vm.name.clone(),
+        path: path.to_path_buf(),
+        what,
+        why,
+    }
 }
 
 /// One merge target of a plan: the image the deleted snapshots' data is
@@ -455,48 +186,36 @@ pub fn preflight(
                 vm,
                 dir,
                 "the VM folder: VirtualBox saves the settings file there",
-                &why,
+                why,
             )
         })?;
         (space.writable)(cfg)
-            .map_err(|why| not_writable(vm, cfg, "the VM's settings file", &why))?;
+            .map_err(|why| not_writable(vm, cfg, "the VM's settings file", why))?;
     }
     if let Some(tmp) = leftover_settings {
-        return Err(refuse(
-            Code::Refused,
-            format!(
-                "VirtualBox left a new settings file {} behind that it never put in place (an interrupted \
-                 or failed save). \
-                 Changing snapshots now could make it the VM's settings. Run `vblaunch doctor \
-                 \"{}\" --fix` to move it aside safely, then run vblaunch again. Nothing was changed.",
-                tmp.display(),
-                vm.name
-            ),
-        ));
+        return Err(Refusal::LeftoverSettings {
+            vm: vm.name.clone(),
+            tmp: tmp.to_path_buf(),
+        });
     }
     if plan.steps.is_empty() {
         return Ok(Vec::new());
     }
     let mut notes = Vec::new();
-    let mut room = |path: &Path, need: u64, what: &str| -> Result<(), Refusal> {
+    let mut room = |path: &Path, need: u64, what: &'static str| -> Result<(), Refusal> {
         match (space.free)(path) {
-            Some(free) if free < need => Err(refuse(
-                Code::Refused,
-                format!(
-                    "Not enough free space {what} {}: it needs {} but its volume has {} free. \
-                     Free space on that disk (or lower merge_free_space_margin_mb in the config \
-                     for merges), then run vblaunch again. Nothing was changed.",
-                    path.display(),
-                    mib(need),
-                    mib(free)
-                ),
-            )),
+            Some(free) if free < need => Err(Refusal::NoRoom {
+                what,
+                path: path.to_path_buf(),
+                need,
+                free,
+            }),
             Some(free) => {
                 log::debug!(
                     "free space {what} {}: {} free, {} needed",
                     path.display(),
-                    mib(free),
-                    mib(need)
+                    crate::units::mib(free, 0),
+                    crate::units::mib(need, 0)
                 );
                 Ok(())
             }
@@ -513,15 +232,8 @@ pub fn preflight(
     // The settings file is rewritten by every step: VirtualBox writes
     // `<vm>.vbox-tmp` next to it, then renames.
     let settings_size = vm.cfg_file.as_deref().and_then(space.size).unwrap_or(0);
-    let takes = plan.steps.iter().any(|s| matches!(s, Step::Take { .. }));
-    let deleted: Vec<&str> = plan
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Delete { uuid, .. } => Some(uuid.as_str()),
-            _ => None,
-        })
-        .collect();
+    let takes = plan.takes();
+    let deleted = plan.merged();
     if let Some(folder) = vm
         .snapshot_folder
         .as_deref()
@@ -532,7 +244,7 @@ pub fn preflight(
                 vm,
                 folder,
                 "the Snapshots folder: a take creates the new differencing images there, a merge removes one",
-                &why,
+                why,
             )
         })?;
         if takes {
@@ -573,36 +285,23 @@ pub fn preflight(
             .filter(|m| !merged.iter().any(|d| d.uuid == m.uuid))
             .collect();
         if !others.is_empty() {
-            return Err(refuse(
-                Code::Refused,
-                format!(
-                    "Disk image {} {{{}}}, which the fold of VM '{}' would merge into, has \
-                     another child image: {}. It is shared (another VM, or a linked clone, is \
-                     built on it), so VirtualBox would merge the other way, into the snapshot's \
-                     image, and {} would not change: a backup of it would miss this VM's work. \
-                     vblaunch will not fold this VM while the image is shared. `VBoxManage \
-                     showmediuminfo disk {}` names the VMs using it; give each VM its own copy \
-                     of the disk (VBoxManage clonemedium) or release the other VM, then run \
-                     vblaunch again. Nothing was changed.",
-                    target.location.display(),
-                    target.uuid,
-                    vm.name,
-                    others
-                        .iter()
-                        .map(|m| format!("{} {{{}}}", m.location.display(), m.uuid))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    target.location.display(),
-                    crate::process::quote(&target.location.to_string_lossy())
-                ),
-            ));
+            return Err(Refusal::SharedTarget {
+                vm: vm.name.clone(),
+                target: target.location.clone(),
+                target_uuid: target.uuid.clone(),
+                others: others
+                    .iter()
+                    .map(|m| format!("{} {{{}}}", m.location.display(), m.uuid))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
         }
         (space.writable)(&target.location).map_err(|why| {
             not_writable(
                 vm,
                 &target.location,
                 "a merge writes the snapshot's data into it",
-                &why,
+                why,
             )
         })?;
         let bytes: u64 = merged
@@ -612,21 +311,13 @@ pub fn preflight(
         let required = bytes + space.margin;
         match (space.free)(&target.location) {
             Some(free) if free < required => {
-                return Err(refuse(
-                    Code::Refused,
-                    format!(
-                        "Not enough free space to merge into {}: it needs {} (the \
-                         differencing data {} plus a safety margin of {}) but its volume \
-                         has {} free. Free space on that disk (or lower \
-                         merge_free_space_margin_mb in the config), then run vblaunch \
-                         again. Nothing was changed.",
-                        target.location.display(),
-                        mib(required),
-                        mib(bytes),
-                        mib(space.margin),
-                        mib(free)
-                    ),
-                ))
+                return Err(Refusal::NoRoomToMerge {
+                    target: target.location.clone(),
+                    need: required,
+                    bytes,
+                    margin: space.margin,
+                    free,
+                })
             }
             Some(_) => {}
             None => notes.push(format!(
@@ -647,27 +338,21 @@ pub fn plan(
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Plan, Refusal> {
     if !vm.accessible {
-        return Err(refuse(
-            Code::VmNotFound,
-            format!(
-                "VM {} is inaccessible: VirtualBox cannot read its settings.",
-                vm.uuid
-            ),
-        ));
+        return Err(Refusal::Inaccessible {
+            uuid: vm.uuid.clone(),
+        });
     }
     if !vm.state.allows_fold() {
-        return Err(refuse(Code::VmState, describe_state(vm)));
+        return Err(Refusal::NotOffline {
+            vm: vm.name.clone(),
+            state: vm.state.clone(),
+        });
     }
     if let Some(session) = &vm.session_name {
-        return Err(refuse(
-            Code::VmState,
-            format!(
-                "VM '{}' is open in another program (session '{session}'): a VirtualBox window, \
-                 VBoxManage or a front end holds its lock. Close it and run vblaunch again. \
-                 Nothing was changed.",
-                vm.name
-            ),
-        ));
+        return Err(Refusal::OpenElsewhere {
+            vm: vm.name.clone(),
+            session: session.clone(),
+        });
     }
     let disks = check_disks(vm, media, exists)?;
     let name = policy.snapshot_name;
@@ -693,18 +378,10 @@ pub fn plan(
         ));
     }
     if let Some(&i) = off_path.first() {
-        return Err(refuse(
-            Code::Refused,
-            format!(
-                "vblaunch's snapshot {} of VM '{}' is not on the path to the VM's current state \
-                 (the VM was probably restored to another snapshot). vblaunch will not guess which \
-                 state to keep. Restore the VM to its newest vblaunch snapshot, or delete the \
-                 branch you do not need, in the VirtualBox Manager; then run vblaunch again. \
-                 Nothing was changed.",
-                show(&vm.snapshots[i]),
-                vm.name
-            ),
-        ));
+        return Err(Refusal::OwnOffPath {
+            vm: vm.name.clone(),
+            snapshot: show(&vm.snapshots[i]),
+        });
     }
     let current = vm.current();
     let named: Vec<&Snapshot> = vm.snapshots.iter().filter(|s| s.name == name).collect();
@@ -712,33 +389,18 @@ pub fn plan(
     if own.is_empty() {
         // Not managed yet. A user snapshot with the managed name is ambiguous.
         if named.len() > 1 {
-            return Err(refuse(
-                Code::Refused,
-                format!(
-                    "VM '{}' has {} snapshots named '{name}': {}. vblaunch cannot tell which one \
-                     it manages and will not guess. Rename or delete the extra ones in the \
-                     VirtualBox Manager (Snapshots tab), then run vblaunch again. Nothing was \
-                     changed.",
-                    vm.name,
-                    named.len(),
-                    named.iter().map(|s| show(s)).collect::<Vec<_>>().join(", ")
-                ),
-            ));
+            return Err(Refusal::AmbiguousName {
+                vm: vm.name.clone(),
+                name: name.to_string(),
+                snapshots: named.iter().map(|s| show(s)).collect(),
+            });
         }
         if let Some(s) = named.first() {
-            return Err(refuse(
-                Code::Refused,
-                format!(
-                    "Snapshot {} of VM '{}' was not taken by vblaunch (its description lacks \
-                     vblaunch's marker), and vblaunch never deletes a snapshot it did not make. \
-                     If it is the '{name}' of your old launcher script and may be merged into \
-                     its parent, run vblaunch once with --adopt. Otherwise rename it in the \
-                     VirtualBox Manager (or set another snapshot_name in the config). \
-                     Nothing was changed.",
-                    show(s),
-                    vm.name
-                ),
-            ));
+            return Err(Refusal::NotTaken {
+                vm: vm.name.clone(),
+                name: name.to_string(),
+                snapshot: show(s),
+            });
         }
         match current {
             None => notes.push(format!(
@@ -764,42 +426,23 @@ pub fn plan(
     let newest = &vm.snapshots[*own.last().expect("own is not empty")];
     let cur = current.expect("own snapshots lie on the current path");
     if cur.uuid != newest.uuid {
-        let dup = if named.len() > 1 {
-            format!(
-                "VM '{}' has {} snapshots named '{name}' ({}). ",
-                vm.name,
-                named.len(),
-                named.iter().map(|s| show(s)).collect::<Vec<_>>().join(", ")
-            )
-        } else {
-            String::new()
-        };
-        return Err(refuse(
-            Code::Refused,
-            format!(
-                "{dup}The current snapshot of VM '{}' is {}, which vblaunch did not take; its newest \
-                 own snapshot is {}. The VM was probably restored to another snapshot, or a \
-                 snapshot was taken by hand after the last launch. vblaunch will not guess which \
-                 state to keep. In the VirtualBox Manager, delete or restore snapshots until \
-                 {} is the current one, then run vblaunch again. Nothing was changed.",
-                vm.name,
-                show(cur),
-                show(newest),
-                show(newest)
-            ),
-        ));
+        return Err(Refusal::CurrentNotNewest {
+            vm: vm.name.clone(),
+            name: name.to_string(),
+            current: show(cur),
+            newest: show(newest),
+            named: if named.len() > 1 {
+                named.iter().map(|s| show(s)).collect()
+            } else {
+                Vec::new()
+            },
+        });
     }
     if !cur.children.is_empty() {
-        return Err(refuse(
-            Code::Refused,
-            format!(
-                "Snapshot {} of VM '{}' has child snapshots; folding it would merge into your \
-                 snapshots. Move or delete those children in the VirtualBox Manager, then run \
-                 vblaunch again. Nothing was changed.",
-                show(cur),
-                vm.name
-            ),
-        ));
+        return Err(Refusal::CurrentHasChildren {
+            vm: vm.name.clone(),
+            snapshot: show(cur),
+        });
     }
 
     // After the take there are own.len() + 1 own snapshots; fold the oldest beyond `keep`.
@@ -809,17 +452,11 @@ pub fn plan(
     for &i in folded {
         let s = &vm.snapshots[i];
         if s.children.len() > 1 {
-            return Err(refuse(
-                Code::Refused,
-                format!(
-                    "vblaunch's snapshot {} of VM '{}' has {} child snapshots (a branch); \
-                     VirtualBox cannot merge it. Delete the branch you do not need in the \
-                     VirtualBox Manager, then run vblaunch again. Nothing was changed.",
-                    show(s),
-                    vm.name,
-                    s.children.len()
-                ),
-            ));
+            return Err(Refusal::Branched {
+                vm: vm.name.clone(),
+                snapshot: show(s),
+                children: s.children.len(),
+            });
         }
     }
     // More own snapshots than `keep` before the take means an earlier merge
@@ -828,7 +465,7 @@ pub fn plan(
     let early = own.len().saturating_sub(keep).min(folded.len());
     let delete = |i: usize| {
         let s = &vm.snapshots[i];
-        Step::Delete {
+        Step::Merge {
             uuid: s.uuid.clone(),
             name: s.name.clone(),
         }
@@ -904,37 +541,28 @@ pub fn plan_exit_fold(
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Plan, Refusal> {
     if policy.keep > 1 {
-        return Err(refuse(
-            Code::Refused,
-            format!(
-                "fold_on_exit is skipped for VM '{}': with keep = {} the session stays a restore \
-                 point and is folded at a later launch.",
-                vm.name, policy.keep
-            ),
-        ));
+        return Err(Refusal::ExitKeepsRestorePoints {
+            vm: vm.name.clone(),
+            keep: policy.keep,
+        });
     }
     if !vm.state.is_shut_down() {
-        return Err(refuse(
-            Code::VmState,
-            format!(
-                "VM '{}' was not shut down (state: {}); a saved session is folded at the next \
-                 launch instead.",
-                vm.name, vm.state
-            ),
-        ));
+        return Err(Refusal::ExitNotShutDown {
+            vm: vm.name.clone(),
+            state: vm.state.clone(),
+        });
     }
     let full = plan(vm, media, policy, exists)?;
     // Same checks as a launch; keep only the merges (no new snapshot).
     let steps: Vec<Step> = full
         .steps
         .into_iter()
-        .filter(|s| matches!(s, Step::Delete { .. }))
+        .filter(|s| matches!(s, Step::Merge { .. }))
         .collect();
     if steps.is_empty() {
-        return Err(refuse(
-            Code::Refused,
-            format!("VM '{}' has no vblaunch snapshot to fold.", vm.name),
-        ));
+        return Err(Refusal::ExitNothingToFold {
+            vm: vm.name.clone(),
+        });
     }
     Ok(Plan {
         steps,
@@ -1024,6 +652,8 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Code;
+    use crate::snapshots::{taken_at, MARKER};
     use crate::vbox::vminfo::Attachment;
     use std::path::PathBuf;
 
@@ -1103,7 +733,7 @@ mod tests {
     }
 
     fn del(i: usize, name: &str) -> Step {
-        Step::Delete {
+        Step::Merge {
             uuid: format!("s{i}"),
             name: name.into(),
         }
@@ -1281,14 +911,18 @@ mod tests {
         let p = run(&t).unwrap();
         let free = |_: &Path| Some(u64::MAX);
         let r = preflight(&t.vm, &t.media, &p, &space(&free, 0), None).unwrap_err();
-        assert_eq!(r.code, Code::Refused);
+        assert_eq!(r.code(), Code::Refused);
+        match &r {
+            Refusal::SharedTarget { target, others, .. } => {
+                assert_eq!(target, &PathBuf::from(format!("/vms/{BASE}.vdi")));
+                assert_eq!(others, "/vms/other-vm-diff.vdi {other-vm-diff}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = r.to_string();
         assert!(
-            r.reason.contains("/vms/other-vm-diff.vdi")
-                && r.reason.contains(&format!("/vms/{BASE}.vdi"))
-                && r.reason.contains("would not change")
-                && r.reason.contains("Nothing was changed"),
-            "{}",
-            r.reason
+            text.contains("would not change") && text.contains("Nothing was changed"),
+            "{text}"
         );
         // A linked clone's own chain: the target is its own diff, unshared,
         // even though the image below it has other children.
@@ -1322,9 +956,9 @@ mod tests {
             };
             let r = preflight(&t.vm, &t.media, &p, &writable_space(&free, &no), None).unwrap_err();
             assert!(
-                r.reason.contains(bad) && r.reason.contains(says) && r.reason.contains("read-only"),
-                "{bad}: {}",
-                r.reason
+                matches!(&r, Refusal::NotWritable { path, what, why, .. }
+                    if path == Path::new(bad) && what.contains(says) && why == "read-only"),
+                "{bad}: {r:?}"
             );
         }
         let yes = |_: &Path| Ok(());
@@ -1348,11 +982,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            r.reason.contains("settings file")
-                && r.reason.contains("immutable")
-                && !r.reason.contains("interrupted"),
-            "{}",
-            r.reason
+            matches!(&r, Refusal::NotWritable { what, why, .. }
+                if what.contains("settings file") && why == "immutable"),
+            "{r:?}"
         );
     }
 
@@ -1372,12 +1004,17 @@ mod tests {
             })
         };
         let r = preflight(&t.vm, &t.media, &p, &writable_space(&free, &yes), None).unwrap_err();
-        assert!(
-            r.reason.contains("to take a snapshot in /small/Snapshots")
-                && r.reason.contains("12 MiB free"),
-            "{}",
-            r.reason
+        // The new image (2 MiB + its block map), the settings file (8 MiB), the margin.
+        assert_eq!(
+            r,
+            Refusal::NoRoom {
+                what: "to take a snapshot in",
+                path: PathBuf::from("/small/Snapshots"),
+                need: (2 << 20) + 32 * 4 + (8 << 20) + TAKE_MARGIN,
+                free: 12 << 20,
+            }
         );
+        assert!(r.to_string().contains("12 MiB free"), "{r}");
         let roomy = |_: &Path| Some(1u64 << 40);
         assert!(preflight(&t.vm, &t.media, &p, &writable_space(&roomy, &yes), None).is_ok());
     }
@@ -1457,14 +1094,16 @@ mod tests {
             Some(1),
         ))
         .unwrap_err();
-        assert_eq!(r.code, Code::Refused);
-        assert!(
-            r.reason.contains("2 snapshots named 'current'")
-                && r.reason.contains("s0")
-                && r.reason.contains("s1"),
-            "{}",
-            r.reason
+        assert_eq!(r.code(), Code::Refused);
+        assert_eq!(
+            r,
+            Refusal::AmbiguousName {
+                vm: "Dev Box".into(),
+                name: "current".into(),
+                snapshots: vec!["'current' {s0}".into(), "'current' {s1}".into()],
+            }
         );
+        assert!(r.to_string().contains("2 snapshots named 'current'"), "{r}");
     }
 
     #[test]
@@ -1475,11 +1114,15 @@ mod tests {
             Some(1),
         ))
         .unwrap_err();
-        assert_eq!(r.code, Code::Refused);
+        assert_eq!(r.code(), Code::Refused);
         assert!(
-            r.reason.contains("which vblaunch did not take"),
-            "{}",
-            r.reason
+            matches!(&r, Refusal::CurrentNotNewest { current, newest, named, .. }
+                if current == "'current' {s1}" && newest == "'current' {s0}" && named.len() == 2),
+            "{r:?}"
+        );
+        assert!(
+            r.to_string().contains("has 2 snapshots named 'current'"),
+            "{r}"
         );
         let r = run(&tree(
             &[("current", None, true), ("mine", Some(0), false)],
@@ -1487,9 +1130,9 @@ mod tests {
         ))
         .unwrap_err();
         assert!(
-            r.reason.contains("which vblaunch did not take"),
-            "{}",
-            r.reason
+            matches!(&r, Refusal::CurrentNotNewest { current, named, .. }
+                if current == "'mine' {s1}" && named.is_empty()),
+            "{r:?}"
         );
     }
 
@@ -1501,7 +1144,10 @@ mod tests {
             Some(0),
         ))
         .unwrap_err();
-        assert!(r.reason.contains("not on the path"), "{}", r.reason);
+        assert!(
+            matches!(&r, Refusal::OwnOffPath { snapshot, .. } if snapshot == "'current' {s1}"),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -1512,7 +1158,13 @@ mod tests {
         );
         t.vm.current_snapshot = Some("s0".into());
         let r = run(&t).unwrap_err();
-        assert!(r.reason.contains("has child snapshots"), "{}", r.reason);
+        assert_eq!(
+            r,
+            Refusal::CurrentHasChildren {
+                vm: "Dev Box".into(),
+                snapshot: "'current' {s0}".into()
+            }
+        );
     }
 
     #[test]
@@ -1526,14 +1178,18 @@ mod tests {
             Some(1),
         );
         let r = plan(&t.vm, &t.media, &keep(1), &|_| true).unwrap_err();
-        assert!(r.reason.contains("2 child snapshots"), "{}", r.reason);
+        assert!(
+            matches!(&r, Refusal::Branched { snapshot, children: 2, .. } if snapshot == "'previous' {s0}"),
+            "{r:?}"
+        );
     }
 
     #[test]
     fn unmarked_current_is_refused_unless_adopted() {
         let t = tree(&[("current", None, false)], Some(0));
         let r = run(&t).unwrap_err();
-        assert!(r.reason.contains("--adopt"), "{}", r.reason);
+        assert!(matches!(&r, Refusal::NotTaken { .. }), "{r:?}");
+        assert!(r.to_string().contains("--adopt"), "{r}");
         let adopt = Policy {
             adopt: true,
             ..policy()
@@ -1566,7 +1222,7 @@ mod tests {
         };
         let p = plan(&t.vm, &t.media, &pol, &|_| true).unwrap();
         assert!(matches!(&p.steps[0], Step::Take { name, .. } if name == "vbl"));
-        assert!(matches!(&p.steps[1], Step::Delete { name, .. } if name == "vbl"));
+        assert!(matches!(&p.steps[1], Step::Merge { name, .. } if name == "vbl"));
     }
 
     #[test]
@@ -1582,8 +1238,11 @@ mod tests {
             let mut t = chain(&["current"]);
             t.vm.state = state.into();
             let r = run(&t).unwrap_err();
-            assert_eq!(r.code, Code::VmState);
-            assert!(r.reason.contains(state), "{}", r.reason);
+            assert_eq!(r.code(), Code::VmState);
+            assert!(
+                matches!(&r, Refusal::NotOffline { state: s, .. } if s.as_str() == state),
+                "{r:?}"
+            );
         }
         for state in ["saved", "aborted", "aborted-saved", "poweroff"] {
             let mut t = chain(&["current"]);
@@ -1593,27 +1252,37 @@ mod tests {
         let mut t = tree(&[], None);
         t.vm.session_name = Some("GUI/Qt".into());
         let r = run(&t).unwrap_err();
-        assert_eq!(r.code, Code::VmState);
-        assert!(r.reason.contains("GUI/Qt"));
+        assert_eq!(r.code(), Code::VmState);
+        assert!(matches!(&r, Refusal::OpenElsewhere { session, .. } if session == "GUI/Qt"));
     }
 
     #[test]
     fn a_missing_diff_file_is_refused_naming_its_path() {
         let t = chain(&["current"]);
         let r = plan(&t.vm, &t.media, &policy(), &|p| !p.ends_with("d0.vdi")).unwrap_err();
-        assert_eq!(r.code, Code::Refused);
-        assert!(r.reason.contains("/vms/d0.vdi"), "{}", r.reason);
+        assert_eq!(r.code(), Code::Refused);
+        assert!(
+            matches!(&r, Refusal::DiskUnusable { path, problem, .. }
+                if path == Path::new("/vms/d0.vdi") && problem.contains("MISSING")),
+            "{r:?}"
+        );
         let mut t = t;
         t.media[1].state = "inaccessible".into();
         let r = run(&t).unwrap_err();
-        assert!(r.reason.contains("inaccessible"), "{}", r.reason);
         // There but unreadable is not called missing.
-        assert!(!r.reason.contains("MISSING"), "{}", r.reason);
+        assert!(
+            matches!(&r, Refusal::DiskUnusable { state, problem, .. }
+                if state == "inaccessible" && !problem.contains("MISSING")),
+            "{r:?}"
+        );
         t.media[1].access_error = Some(
             "Could not open the medium '/vms/d1.vdi'.\nVDI: invalid pre-header in '/vms/d1.vdi' (VERR_VD_VDI_INVALID_HEADER).".into(),
         );
         let r = run(&t).unwrap_err();
-        assert!(r.reason.contains("is DAMAGED"), "{}", r.reason);
+        assert!(
+            matches!(&r, Refusal::DiskUnusable { problem, .. } if problem.starts_with("DAMAGED")),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -1622,13 +1291,17 @@ mod tests {
             let mut t = chain(&["current"]);
             t.media[i].state = state.into();
             let r = run(&t).unwrap_err();
-            assert_eq!(r.code, Code::Refused);
+            assert_eq!(
+                r,
+                Refusal::DiskLocked {
+                    vm: "Dev Box".into(),
+                    path: t.media[i].location.clone(),
+                    state: state.into()
+                }
+            );
             assert!(
-                r.reason.contains(&format!("'{state}'"))
-                    && r.reason.contains(t.media[i].location.to_str().unwrap())
-                    && r.reason.contains("VBoxManage showmediuminfo disk"),
-                "{}",
-                r.reason
+                r.to_string().contains("VBoxManage showmediuminfo disk"),
+                "{r}"
             );
         }
     }
@@ -1638,17 +1311,22 @@ mod tests {
         let mut t = chain(&["current"]);
         t.media.remove(0); // base not registered
         let r = run(&t).unwrap_err();
-        assert!(r.reason.contains(BASE), "{}", r.reason);
+        assert!(
+            matches!(&r, Refusal::UnknownImage { missing, .. } if missing == BASE),
+            "{r:?}"
+        );
     }
 
     #[test]
     fn writethrough_disks_and_vms_without_disks_are_refused() {
         let mut t = tree(&[], None);
         t.media[0].kind = "writethrough".into();
-        assert!(run(&t).unwrap_err().reason.contains("writethrough"));
+        assert!(
+            matches!(run(&t).unwrap_err(), Refusal::DiskNotNormal { kind, .. } if kind == "writethrough")
+        );
         let mut t = tree(&[], None);
         t.vm.attachments.clear();
-        assert!(run(&t).unwrap_err().reason.contains("no hard disk"));
+        assert!(matches!(run(&t).unwrap_err(), Refusal::NoHardDisk { .. }));
     }
 
     #[test]
@@ -1735,23 +1413,30 @@ mod tests {
                 .is_empty()
         );
         let r = preflight(&t.vm, &t.media, &p, &space(&free, 200 << 20), None).unwrap_err();
-        assert_eq!(r.code, Code::Refused);
-        assert!(
-            r.reason.contains("needs 208 MiB") && r.reason.contains("has 100 MiB free"),
-            "{}",
-            r.reason
+        assert_eq!(r.code(), Code::Refused);
+        assert_eq!(
+            r,
+            Refusal::NoRoomToMerge {
+                target: PathBuf::from(format!("/vms/{BASE}.vdi")),
+                need: 208 << 20,
+                bytes: 8 << 20,
+                margin: 200 << 20,
+                free: 100 << 20,
+            }
         );
         assert!(
-            r.reason.contains(&format!("/vms/{BASE}.vdi")),
-            "{}",
-            r.reason
+            r.to_string().contains("needs 208 MiB") && r.to_string().contains("has 100 MiB free"),
+            "{r}"
         );
         // Two merges into the base add up (keep lowered from 3 to 1).
         let t = chain(&["previous-2", "previous", "current"]);
         let p = run(&t).unwrap();
         let free = |_: &Path| Some(20u64 << 20);
         let r = preflight(&t.vm, &t.media, &p, &space(&free, 0), None).unwrap_err();
-        assert!(r.reason.contains("needs 24 MiB"), "{}", r.reason);
+        assert!(
+            matches!(r, Refusal::NoRoomToMerge { need, .. } if need == 24 << 20),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -1783,11 +1468,14 @@ mod tests {
             Some(Path::new("/vms/x.vbox-tmp")),
         )
         .unwrap_err();
-        assert!(
-            r.reason.contains("/vms/x.vbox-tmp") && r.reason.contains("doctor"),
-            "{}",
-            r.reason
+        assert_eq!(
+            r,
+            Refusal::LeftoverSettings {
+                vm: "Dev Box".into(),
+                tmp: PathBuf::from("/vms/x.vbox-tmp")
+            }
         );
+        assert!(r.to_string().contains("doctor"), "{r}");
     }
 
     #[test]
@@ -1798,16 +1486,19 @@ mod tests {
         assert_eq!(p.own_after, 0);
         let mut saved = chain(&["current"]);
         saved.vm.state = "saved".into();
-        assert_eq!(
-            plan_exit_fold(&saved.vm, &saved.media, &policy(), &|_| true)
-                .unwrap_err()
-                .code,
-            Code::VmState
-        );
+        let e = plan_exit_fold(&saved.vm, &saved.media, &policy(), &|_| true).unwrap_err();
+        assert!(matches!(e, Refusal::ExitNotShutDown { .. }), "{e:?}");
+        assert_eq!(e.code(), Code::VmState);
         let e = plan_exit_fold(&t.vm, &t.media, &keep(2), &|_| true).unwrap_err();
-        assert!(e.reason.contains("keep = 2"), "{}", e.reason);
+        assert!(
+            matches!(e, Refusal::ExitKeepsRestorePoints { keep: 2, .. }),
+            "{e:?}"
+        );
         let none = tree(&[], None);
-        assert!(plan_exit_fold(&none.vm, &none.media, &policy(), &|_| true).is_err());
+        assert!(matches!(
+            plan_exit_fold(&none.vm, &none.media, &policy(), &|_| true),
+            Err(Refusal::ExitNothingToFold { .. })
+        ));
     }
 
     #[test]
