@@ -1,9 +1,21 @@
 //! vblaunch: make VirtualBox VMs safe to back up with a file-level tool.
 //!
-//! `run` builds the context once (config, paths, logging) and dispatches to
-//! one module per subcommand under `cmd/`. All VirtualBox knowledge is in
-//! `vbox/`; decisions are pure functions in `plan`; the world is touched only
-//! through `process` (VBoxManage), `guard` (process list) and `lock`.
+//! The house, top-down (each layer uses only the ones below it):
+//! - `main.rs` / `main_gui.rs` parse the command line ([`cli`]) and call
+//!   [`run`], which builds the [`Context`] once (config, paths, logging,
+//!   CLI > environment > config precedence) and dispatches to [`cmd`];
+//! - [`cmd`]: one thin module per subcommand; [`face`]: what the shortcut
+//!   launch shows in native windows;
+//! - [`engine`]: opens a VM under its lock and applies a plan (hooks,
+//!   settings backup, [`state`]'s journal, each step as a VBoxManage call,
+//!   the read-back and its check);
+//! - [`plan`]: the pure planners, on [`snapshots`]' vocabulary;
+//! - [`vbox`]: everything known about VirtualBox (VBoxManage calls and their
+//!   output, its files, states, errors), [`guard`] (its processes), [`lock`],
+//!   [`disk`] (free space, writability), [`files`] (vblaunch's own files),
+//!   [`hooks`], [`notify`], [`shortcut`];
+//! - [`process`]: the one way a program is run (deadline, process group,
+//!   decoding), used for VBoxManage, hooks and notifiers.
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -3,9 +3,11 @@
 //! that is the norm — `notify-send` on Linux desktops, Notification Center on
 //! macOS. On Windows the shortcut's console window stays open instead
 //! (`--pause-on-error`). Best effort: a missing notifier is only logged.
-use std::process::{Command, Stdio};
+//! The notifier runs through [`crate::process`] with a deadline.
+use std::time::Duration;
 
 use crate::platform::Os;
+use crate::process::{self, CommandLine, Deadline};
 
 /// The notifier command for `os`, if one applies.
 pub fn command(os: Os, title: &str, body: &str) -> Option<(String, Vec<String>)> {
@@ -43,16 +45,14 @@ pub fn failure(title: &str, body: &str) {
     let Some((program, args)) = command(Os::current(), title, body) else {
         return;
     };
-    match Command::new(&program)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => log::debug!("notified the desktop with {program}"),
-        Ok(s) => log::debug!("{program} failed ({s})"),
-        Err(e) => log::debug!("no desktop notification ({program}: {e})"),
+    let mut cmd = CommandLine::new(std::path::Path::new(&program));
+    cmd.args = args.into_iter().map(Into::into).collect();
+    // Through the one subprocess wrapper: a notifier that hangs (no session
+    // bus) is stopped, never holds up vblaunch's exit.
+    match process::run(&cmd, Deadline::After(Duration::from_secs(10)), &mut |_| {}) {
+        Ok(out) if out.status.success() => log::debug!("notified the desktop with {program}"),
+        Ok(out) => log::debug!("{program} failed ({})", out.status),
+        Err(e) => log::debug!("no desktop notification: {e}"),
     }
 }
 

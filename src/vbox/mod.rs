@@ -117,6 +117,14 @@ fn call_failed_as(cmd: &CommandLine, out: &Output, diagnosis: errors::Diagnosis)
     )
 }
 
+/// The call that could not be run or did not finish, when that is why `err`
+/// ended the run (VBoxManage never answered: no classification).
+pub fn run_error_of(err: &anyhow::Error) -> Option<&process::RunError> {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<Failure>())
+        .find_map(|f| f.detail.as_ref()?.downcast_ref::<process::RunError>())
+}
+
 /// Whether a failed call was refused by VirtualBox before it changed
 /// anything, as the classifier judges VirtualBox's first error line
 /// ([`errors::ErrorKind::may_have_changed`]). An error that is no classified
@@ -303,10 +311,11 @@ impl VBoxManage {
         if printed {
             eprintln!();
         }
+        // The typed error rides along (see [`run_error_of`]): a timeout and a
+        // program that could not be started stay distinguishable.
         let out = result.map_err(|e| {
-            let code = Code::VBoxManageFailed;
             log::debug!("{e}");
-            fail(code, e.to_string())
+            anyhow::Error::new(Failure::new(Code::VBoxManageFailed, e.to_string()).with_detail(e))
         })?;
         log::debug!(
             "{} after {} ms: {cmd}",
@@ -782,6 +791,27 @@ impl VBoxManage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_that_cannot_start_keeps_its_typed_error() {
+        let vb = VBoxManage {
+            exe: PathBuf::from("/nonexistent/VBoxManage"),
+            call_timeout: Duration::from_secs(5),
+            stall_warning: Duration::from_secs(5),
+            show_progress: false,
+        };
+        let e = vb.version().unwrap_err();
+        assert_eq!(crate::exit::code_of(&e), Code::VBoxManageFailed);
+        assert!(
+            matches!(run_error_of(&e), Some(process::RunError::Spawn { .. })),
+            "{e:#}"
+        );
+        assert!(errors::diagnosis_of(&e).is_none());
+        assert!(
+            !changed_nothing(&e),
+            "no answer: it may have done something"
+        );
+    }
 
     #[test]
     fn parses_recorded_list_vms_and_take_output() {

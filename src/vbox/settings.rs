@@ -1,12 +1,15 @@
-//! Pure reader of a VM's settings file (`<VM>.vbox`, VirtualBox's XML), for
-//! verifying a fold from what VirtualBox has written to disk.
+//! Reader of VirtualBox's own files: a VM's settings file (`<VM>.vbox`,
+//! VirtualBox's XML) and the registry in `VirtualBox.xml`. Used to verify a
+//! fold from what VirtualBox has written to disk, for the quick read of a
+//! VM at launch (`vbox::quick`), to resolve a VM's name without a call, to
+//! name a VM VirtualBox cannot load, and by doctor's checks.
 //!
 //! Why: after `snapshot take/delete/edit` returns, VirtualBox has saved the
 //! VM's settings (temp file + rename). The file is what survives a power cut
 //! and what the next VBoxSVC loads, so checking it is checking the durable
 //! result; and reading it costs about a millisecond, where another
-//! `showvminfo` + `list hdds` round costs ~100 ms (issue: launch overhead).
-//! vblaunch never writes this file.
+//! `showvminfo` + `list hdds` round costs ~100 ms. vblaunch never edits these
+//! files (only `doctor --fix` may put back a copy vblaunch saved earlier).
 //!
 //! Only what verification needs is read: the machine's UUID, name, state
 //! (saved/aborted), current snapshot, the snapshot tree with descriptions, the

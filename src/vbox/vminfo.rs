@@ -1,6 +1,6 @@
 //! Pure parser of `VBoxManage showvminfo <vm> --machinereadable` (VirtualBox 7.x).
 //!
-//! Sharp edges this parser exists for (see VBOX-FACTS.md and tests/fixtures):
+//! Sharp edges this parser exists for (each recorded from real VBoxManage 7.2 in tests/fixtures):
 //! - keys may be quoted (`"SATA Ctl-0-0"=…`: controller names contain spaces);
 //! - ordinary string values are quoted with `\"` and `\\` escapes;
 //! - some lines have no `=` at all (` rec_screen0`);
