@@ -12,7 +12,9 @@ use anyhow::Result;
 use crate::cli;
 use crate::config::{self, Config, Effective};
 use crate::exit::{fail, Code};
+use crate::face::{self, Face};
 use crate::vbox;
+use std::sync::Arc;
 
 /// The one owner of environment variables and platform paths.
 pub struct Context {
@@ -23,6 +25,8 @@ pub struct Context {
     pub config_source: &'static str,
     pub data_dir: PathBuf,
     pub env_vboxmanage: Option<PathBuf>,
+    /// What the user sees of the run (the console, or native windows).
+    pub face: Arc<dyn Face>,
 }
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
@@ -49,7 +53,8 @@ fn non_empty_env(name: &str) -> Option<OsString> {
 }
 
 impl Context {
-    pub(crate) fn new(global: cli::Global) -> Result<Context> {
+    /// The context of a run shown by `face` (None: the console).
+    pub(crate) fn new(global: cli::Global, face: Option<Arc<dyn Face>>) -> Result<Context> {
         let (config_path, config_source, explicit) = if let Some(p) = &global.config {
             (p.clone(), "--config", true)
         } else if let Some(p) = non_empty_env("VBLAUNCH_CONFIG") {
@@ -68,12 +73,13 @@ impl Context {
         let data_dir = data_dir();
         let config = config::load(&config_path, explicit)?;
         Ok(Context {
-            global,
             config,
             config_path,
             config_source,
             data_dir,
             env_vboxmanage: non_empty_env("VBLAUNCH_VBOXMANAGE").map(PathBuf::from),
+            face: face.unwrap_or_else(|| Arc::new(face::Console::new(global.verbosity() >= 0))),
+            global,
         })
     }
 
@@ -114,7 +120,10 @@ impl Context {
             exe,
             call_timeout: eff.call_timeout,
             stall_warning: eff.merge_stall_warning,
-            show_progress: self.global.verbosity() >= 0,
+            progress: Some({
+                let face = Arc::clone(&self.face);
+                Arc::new(move |p| face.event(&face::Event::of_call(p)))
+            }),
         })
     }
 

@@ -186,11 +186,29 @@ pub fn describe(found: &[FrontEnd]) -> String {
         .join(", ")
 }
 
-/// Return once no front end runs; or fail per the policy.
+/// What [`wait_until_closed`] tells its watcher (the run's face).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting<'a> {
+    /// These front ends are open (`describe`'s words); asked at every poll.
+    Running(&'a str),
+    /// They closed; the run goes on.
+    Closed,
+}
+
+/// The watcher's answer: keep waiting, or stop (nothing is changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Waiting,
+    Cancel,
+}
+
+/// Return once no front end of `wanted` runs; or fail per the policy. The
+/// watcher hears each poll and may cancel (nothing is changed then).
 pub fn wait_until_closed(
     scanner: &mut Scanner,
     wanted: &[String],
     policy: &WaitPolicy,
+    watch: &dyn Fn(Waiting) -> Keep,
 ) -> Result<()> {
     let start = Instant::now();
     let mut shown: Vec<FrontEnd> = Vec::new();
@@ -199,6 +217,7 @@ pub fn wait_until_closed(
         if found.is_empty() {
             if !shown.is_empty() {
                 log::info!("VirtualBox is closed; continuing.");
+                watch(Waiting::Closed);
             }
             return Ok(());
         }
@@ -232,6 +251,15 @@ pub fn wait_until_closed(
                 describe(&found)
             );
             shown = found;
+        }
+        if watch(Waiting::Running(&describe(&shown))) == Keep::Cancel {
+            return Err(fail(
+                Code::VirtualBoxRunning,
+                format!(
+                    "You stopped waiting for VirtualBox to close ({}). Nothing was changed.",
+                    describe(&shown)
+                ),
+            ));
         }
         let mut pause = policy.poll;
         if let Some(t) = policy.timeout {

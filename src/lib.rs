@@ -45,6 +45,11 @@ use crate::cli::{Cli, Command};
 pub use crate::context::{log_file_path, Context};
 
 pub fn run(cli: Cli) -> Result<()> {
+    run_with(cli, None)
+}
+
+/// [`run`], shown by `face` (None: the console).
+pub fn run_with(cli: Cli, face: Option<std::sync::Arc<dyn face::Face>>) -> Result<()> {
     // Logging first, so that even a config error reaches the log file.
     if let Err(e) = logging::init(cli.global.verbosity(), &log_file_path()) {
         eprintln!("vblaunch: warning: {e}; continuing without a log file");
@@ -69,7 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
-    let ctx = Context::new(cli.global.clone())?;
+    let ctx = Context::new(cli.global.clone(), face)?;
     match cli.command {
         Command::Launch { vm } => cmd::launch::run(&ctx, &vm),
         Command::Fold { vm } => cmd::fold::run(&ctx, &vm),

@@ -75,7 +75,7 @@ pub fn run(ctx: &Context, args: ShortcutArgs) -> Result<()> {
                 exe: exe.clone(),
                 call_timeout: eff.call_timeout,
                 stall_warning: eff.merge_stall_warning,
-                show_progress: false,
+                progress: None,
             };
             // By UUID: VBoxManage never reads a name like `-x` as an option.
             let info =

@@ -32,6 +32,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context as _, Result};
 
 use crate::exit::{fail, Code};
+use crate::face::Event;
 use crate::hooks;
 use crate::plan::{self, Plan, RestorePlan, Step};
 use crate::snapshots;
@@ -127,19 +128,21 @@ pub fn wait_and_exit(
         "Waiting for VM '{}' to shut down (Ctrl-C stops waiting; the VM keeps running)…",
         vm.name
     );
+    ctx.face.event(&Event::Holding);
     let ended = wait_for_exit(vb, &vm.uuid, eff.wait_poll)?;
     log::info!("VM '{}' has stopped (state: {}).", vm.name, ended.state);
     if let Some(h) = &hook_vm {
         hook_warn(eff, hooks::Event::AfterExit, h);
     }
-    if eff.fold_on_exit {
-        exit_fold(ctx, &vm.uuid)?;
-    }
+    let folded = eff.fold_on_exit && exit_fold(ctx, &vm.uuid)?;
+    ctx.face.event(&Event::SessionEnded { folded });
     Ok(())
 }
 
-/// `fold_on_exit`: merge the session into the base right away (no new snapshot).
-pub fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
+/// `fold_on_exit`: merge the session into the base right away (no new
+/// snapshot). Returns whether it did (and checked it): it skips a VM that
+/// was saved, or keeps restore points.
+pub fn exit_fold(ctx: &Context, uuid: &str) -> Result<bool> {
     let session = open::open(ctx, uuid)?;
     let LockedVm { vm, media, eff, .. } = &session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -148,7 +151,7 @@ pub fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
         Ok(p) => p,
         Err(r) if r.code() == Code::VmState || policy.keep > 1 => {
             log::info!("{r}");
-            return Ok(());
+            return Ok(false);
         }
         Err(r) => return Err(r.into()),
     };
@@ -193,7 +196,7 @@ pub fn exit_fold(ctx: &Context, uuid: &str) -> Result<()> {
             .join(", ")
     );
     hook_warn(eff, hooks::Event::AfterFold, &h);
-    Ok(())
+    Ok(true)
 }
 
 /// The planning policy for a run of `eff`'s settings and the command line.
@@ -249,7 +252,7 @@ fn apply(
     let mut journal = crate::state::JournalWriter::start(&ctx.data_dir, &vm.uuid, run, &|u| {
         vm.snapshot(u).is_some()
     })?;
-    let taken = execute(ctx, vb, vm, plan, &mut journal)?;
+    let taken = execute(ctx, vb, vm, media, plan, &mut journal)?;
     let (after, media_after, verdict) = read_after(vb, vm, check, taken.as_deref())?;
     Ok(Applied {
         verdict,
@@ -444,6 +447,7 @@ pub fn fold(ctx: &Context, session: &LockedVm, start: Start) -> Result<Option<ho
     hook_warn(eff, hooks::Event::AfterFold, &h);
 
     if start {
+        ctx.face.event(&Event::Starting);
         vb.start_vm(&vm.uuid, start_type).map_err(|e| {
             fail(
                 Code::StartFailed,
@@ -455,6 +459,9 @@ pub fn fold(ctx: &Context, session: &LockedVm, start: Start) -> Result<Option<ho
             )
         })?;
         log::info!("Started VM '{}' ({}).", vm.name, start_type.as_str());
+        ctx.face.event(&Event::Started {
+            start_type: start_type.as_str().to_string(),
+        });
         hook_warn(eff, hooks::Event::AfterStart, &h);
     }
     Ok(Some(h))
@@ -467,12 +474,18 @@ fn execute(
     ctx: &Context,
     vb: &VBoxManage,
     vm: &VmInfo,
+    media: &[Medium],
     plan: &Plan,
     journal: &mut crate::state::JournalWriter,
 ) -> Result<Option<String>> {
     let mut taken = None;
     for step in &plan.steps {
         let (kind, what) = steps::journal(step);
+        if let Some(uuid) = step.merges() {
+            let bytes = snapshots::diffs_after(vm, media, &|u| u == uuid)
+                .map(|ms| snapshots::bytes_on_disk(&ms, &file_size));
+            ctx.face.event(&Event::Merging { bytes });
+        }
         if let Step::Take { description, .. } = step {
             if let Some(t) = snapshots::marker_time(description) {
                 journal.next_take_marks(t);

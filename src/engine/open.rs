@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use crate::config::{Effective, QuickRead};
 use crate::exit::{fail, Code};
+use crate::face::Event;
 use crate::guard::{self, Scanner, WaitPolicy};
 use crate::lock::{self, VmLock};
 use crate::vbox::{Medium, VBoxManage, VmInfo};
@@ -225,7 +226,25 @@ pub fn open(ctx: &Context, vm_arg: &str) -> Result<LockedVm> {
             }
             Ok(())
         } else {
-            guard::wait_until_closed(scanner, &eff.guard_processes, &guard_policy(ctx, eff))
+            let watch = |w: guard::Waiting| {
+                ctx.face.event(&match w {
+                    guard::Waiting::Running(front_ends) => Event::WaitingForVirtualBox {
+                        front_ends: front_ends.to_string(),
+                    },
+                    guard::Waiting::Closed => Event::VirtualBoxClosed,
+                });
+                if ctx.face.cancelled() {
+                    guard::Keep::Cancel
+                } else {
+                    guard::Keep::Waiting
+                }
+            };
+            guard::wait_until_closed(
+                scanner,
+                &eff.guard_processes,
+                &guard_policy(ctx, eff),
+                &watch,
+            )
         }
     };
     // The quick read (one call + the settings file, `vbox::quick`) leaves an

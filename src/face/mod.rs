@@ -1,20 +1,20 @@
-//! The faces vblaunch shows a user: the console (what it prints today) and,
-//! for a shortcut launch on Windows, native windows (`vblaunchw.exe`).
+//! The faces vblaunch shows a user: the console (what it prints), and, for a
+//! shortcut launch, native windows (`vblaunchw.exe` on Windows).
 //!
-//! The engine reports what happens as [`Event`]s to a [`Face`]; it does not
-//! know which face it has. What a GUI shows is decided by pure functions in
-//! [`model`] (titles, texts, percentages, buttons, whether a window appears at
-//! all), unit-tested on every OS; the native code in `windows` only draws what
-//! the model says.
-//!
-//! Sharp edges: the engine (`cmd::fold`, `vbox`) does not send these events
-//! yet — it still logs and prints itself; hooking it up is the next step.
-//! Only the end of a run reaches the GUI today (`gui_main`): the failure
-//! dialog, and the second launch of a VM that vblaunch holds and that runs.
+//! The engine reports what happens as [`Event`]s to the run's [`Face`]
+//! (`Context::face`); it does not know which face it has. Everything the
+//! engine says is also logged (to the log file always, and to the terminal
+//! when there is one), so the console face draws only what the log cannot:
+//! a call's progress. What a GUI shows is decided by pure functions in
+//! [`model`] (titles, texts, percentages, buttons, whether a window appears
+//! at all), unit-tested on every OS; the native code only draws what the
+//! model says.
 pub mod model;
 #[cfg(windows)]
 pub mod windows;
 
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// What happens during a launch, in the order a launch goes.
@@ -27,8 +27,12 @@ pub enum Event {
     VirtualBoxClosed,
     /// A merge of the last session into the base disk began (cannot be cancelled).
     Merging { bytes: Option<u64> },
+    /// A mutating VBoxManage call began (`merge`: a snapshot merge).
+    CallBegan { merge: bool },
     /// VBoxManage's progress output ("0%...10%...") reached `percent`.
     Progress { percent: u8 },
+    /// The mutating call ended.
+    CallEnded,
     /// `startvm` runs.
     Starting,
     /// The VM started (`start_type`: gui, headless, separate).
@@ -41,65 +45,93 @@ pub enum Event {
     Failed(model::Report),
 }
 
-/// Something that shows a launch to its user.
-pub trait Face {
-    /// `at`: time since the launch began (decides whether a window appears).
-    fn event(&mut self, at: Duration, event: &Event);
+impl Event {
+    /// The event for a VBoxManage call's progress.
+    pub fn of_call(p: crate::vbox::CallProgress) -> Event {
+        use crate::vbox::CallProgress::*;
+        match p {
+            Began { merge } => Event::CallBegan { merge },
+            Percent(percent) => Event::Progress { percent },
+            Ended => Event::CallEnded,
+        }
+    }
 }
 
-/// The console face: the sentences vblaunch prints today, at the same levels.
+/// Something that shows a run to its user. Called from the thread that runs
+/// the engine; a face with a window of its own runs that window elsewhere.
+pub trait Face: Send + Sync {
+    fn event(&self, event: &Event);
+    /// Whether the user asked to stop waiting (a *Cancel* button while
+    /// VirtualBox is open): the run then ends, having changed nothing.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// The console face: a mutating call's progress on the terminal — a bar
+/// with the elapsed time for a merge on a terminal, VirtualBox's own
+/// `0%...10%...` text otherwise. Everything else the console shows is the
+/// engine's log lines.
 pub struct Console {
-    pub vm: String,
+    show_progress: bool,
+    drawing: Mutex<Drawing>,
 }
 
-/// Whether a console line is a warning or plain information.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warn,
-    Error,
+enum Drawing {
+    Idle,
+    Bar(indicatif::ProgressBar),
+    Text { printed: bool },
 }
 
 impl Console {
-    /// The line the console shows for `event`, if any. (Merge progress is
-    /// VBoxManage's own `0%...10%...` text or the terminal's progress bar,
-    /// drawn by `vbox`; the final error is printed by `report_error`.)
-    pub fn line(&self, event: &Event) -> Option<(Level, String)> {
-        let vm = &self.vm;
-        Some(match event {
-            Event::WaitingForVirtualBox { front_ends } => (
-                Level::Warn,
-                format!(
-                    "VirtualBox is running: {front_ends}. Close VirtualBox to continue (Ctrl-C to abort)."
-                ),
-            ),
-            Event::VirtualBoxClosed => (Level::Info, "VirtualBox is closed; continuing.".into()),
-            Event::Merging { .. } | Event::Progress { .. } | Event::Starting => return None,
-            Event::Started { start_type } => {
-                (Level::Info, format!("Started VM '{vm}' ({start_type})."))
-            }
-            Event::Holding => (
-                Level::Info,
-                format!(
-                    "Waiting for VM '{vm}' to shut down (Ctrl-C stops waiting; the VM keeps running)…"
-                ),
-            ),
-            Event::SessionEnded { .. } => (Level::Info, format!("VM '{vm}' has stopped.")),
-            Event::Failed(r) => (Level::Error, r.console_text()),
-        })
+    /// `show_progress`: draw progress at all (not with `--quiet`).
+    pub fn new(show_progress: bool) -> Console {
+        Console {
+            show_progress,
+            drawing: Mutex::new(Drawing::Idle),
+        }
     }
 }
 
 impl Face for Console {
-    fn event(&mut self, _at: Duration, event: &Event) {
-        match self.line(event) {
-            Some((Level::Info, l)) => log::info!("{l}"),
-            Some((Level::Warn, l)) => log::warn!("{l}"),
-            Some((Level::Error, l)) => {
-                log::error!(target: crate::logging::FILE_ONLY, "{l}");
-                eprintln!("vblaunch: error: {l}");
+    fn event(&self, event: &Event) {
+        if !self.show_progress {
+            return;
+        }
+        let mut d = self.drawing.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::CallBegan { merge } => {
+                *d = if *merge && std::io::stderr().is_terminal() {
+                    let bar = indicatif::ProgressBar::new(100);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "  merging [{bar:40}] {pos:>3}%  {elapsed_precise}",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(500));
+                    Drawing::Bar(bar)
+                } else {
+                    Drawing::Text { printed: false }
+                };
             }
-            None => {}
+            Event::Progress { percent } => match &mut *d {
+                Drawing::Bar(bar) => bar.set_position(u64::from(*percent)),
+                Drawing::Text { printed } => {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "{percent}%...");
+                    let _ = err.flush();
+                    *printed = true;
+                }
+                Drawing::Idle => {}
+            },
+            Event::CallEnded => match std::mem::replace(&mut *d, Drawing::Idle) {
+                Drawing::Bar(bar) => bar.finish_and_clear(),
+                Drawing::Text { printed: true } => eprintln!(),
+                _ => {}
+            },
+            _ => {}
         }
     }
 }
@@ -186,7 +218,7 @@ pub fn gui_main() -> std::process::ExitCode {
 
 /// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
 fn vm_is_running(global: crate::cli::Global, vm: &str) -> Option<bool> {
-    let ctx = crate::Context::new(global).ok()?;
+    let ctx = crate::Context::new(global, None).ok()?;
     let eff = ctx.effective(&[vm]);
     let info = ctx.vbox(&eff).ok()?.show_vm_info(vm).ok()?;
     Some(info.state == crate::vbox::state::VmState::Running)
@@ -280,38 +312,6 @@ mod tests {
     use super::*;
     use crate::exit::{fail, Code};
 
-    fn console() -> Console {
-        Console {
-            vm: "Dev Box".into(),
-        }
-    }
-
-    #[test]
-    fn console_prints_what_vblaunch_prints_today() {
-        let c = console();
-        assert_eq!(
-            c.line(&Event::WaitingForVirtualBox {
-                front_ends: "VirtualBox (pid 7)".into()
-            }),
-            Some((
-                Level::Warn,
-                "VirtualBox is running: VirtualBox (pid 7). Close VirtualBox to continue (Ctrl-C to abort).".into()
-            ))
-        );
-        assert_eq!(
-            c.line(&Event::Started {
-                start_type: "gui".into()
-            }),
-            Some((Level::Info, "Started VM 'Dev Box' (gui).".into()))
-        );
-        assert_eq!(c.line(&Event::Progress { percent: 40 }), None);
-        assert!(c
-            .line(&Event::Holding)
-            .unwrap()
-            .1
-            .contains("Ctrl-C stops waiting"));
-    }
-
     #[test]
     fn windows_shortcut_starts_the_gui_exe_next_to_vblaunch() {
         use crate::platform::Os;
@@ -358,10 +358,8 @@ mod tests {
             .map_err(|e| e.context("while launching"))
             .unwrap_err();
         let r = model::Report::from_error(&err);
-        let (level, text) = console().line(&Event::Failed(r)).unwrap();
-        assert_eq!(level, Level::Error);
         assert_eq!(
-            text,
+            r.console_text(),
             "while launching\n  caused by: the snapshot tree is odd"
         );
     }

@@ -300,7 +300,9 @@ impl Launch {
                 bytes: *bytes,
                 percent: (*percent).min(100),
             },
-            (Event::Progress { .. }, other) => other.clone(),
+            (Event::Progress { .. } | Event::CallBegan { .. } | Event::CallEnded, other) => {
+                other.clone()
+            }
             (Event::Starting, _) => Phase::Starting,
             (Event::Started { .. }, _) => Phase::Started,
             (Event::Holding, _) => Phase::Holding,

@@ -16,7 +16,6 @@ pub mod state;
 pub mod vminfo;
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,9 +61,24 @@ pub struct VBoxManage {
     pub exe: PathBuf,
     pub call_timeout: Duration,
     pub stall_warning: Duration,
-    /// Print `0%...10%...` to the terminal for mutating calls.
-    pub show_progress: bool,
+    /// Told how each mutating call goes (for the face that shows it: the
+    /// console's progress text or bar, a progress window); None: nobody.
+    pub progress: Option<ProgressSink>,
 }
+
+/// How a mutating call goes, as it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallProgress {
+    /// A mutating call began; `merge`: a snapshot merge (it can take minutes).
+    Began { merge: bool },
+    /// VBoxManage's progress output (`0%...10%...`) reached this.
+    Percent(u8),
+    /// The call ended (success or not).
+    Ended,
+}
+
+/// Where [`CallProgress`] goes.
+pub type ProgressSink = std::sync::Arc<dyn Fn(CallProgress) + Send + Sync>;
 
 /// A failed VBoxManage call, with VirtualBox's own words and advice. The
 /// exit code is the classified kind's; the [`errors::Diagnosis`] rides along
@@ -268,33 +282,18 @@ impl VBoxManage {
             _ => Deadline::After(self.call_timeout),
         };
         cmd.detach_from_terminal_signals = kind != Kind::Read;
-        let show = self.show_progress && kind != Kind::Read;
-        // A merge gets a progress bar with elapsed time on a terminal; other
-        // output (a log, a pipe) gets VirtualBox's own "0%...10%..." text.
-        let bar = (show && kind == Kind::Merge && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(100);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "  merging [{bar:40}] {pos:>3}%  {elapsed_precise}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            bar.enable_steady_tick(Duration::from_millis(500));
-            bar
-        });
-        let mut printed = false;
+        let sink = self.progress.as_ref().filter(|_| kind != Kind::Read);
+        if let Some(tell) = sink {
+            tell(CallProgress::Began {
+                merge: kind == Kind::Merge,
+            });
+        }
         let result = process::run(&cmd, deadline, &mut |e| {
             match e {
             Event::Progress(p) => {
                 log::debug!("progress {p}%");
-                if let Some(bar) = &bar {
-                    bar.set_position(u64::from(p));
-                } else if show {
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "{p}%...");
-                    let _ = err.flush();
-                    printed = true;
+                if let Some(tell) = sink {
+                    tell(CallProgress::Percent(p.min(100) as u8));
                 }
             }
             Event::Stalled(for_) => log::warn!(
@@ -305,11 +304,8 @@ impl VBoxManage {
             Event::Stderr(_) => {}
         }
         });
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        if printed {
-            eprintln!();
+        if let Some(tell) = sink {
+            tell(CallProgress::Ended);
         }
         // The typed error rides along (see [`run_error_of`]): a timeout and a
         // program that could not be started stay distinguishable.
@@ -798,7 +794,7 @@ mod tests {
             exe: PathBuf::from("/nonexistent/VBoxManage"),
             call_timeout: Duration::from_secs(5),
             stall_warning: Duration::from_secs(5),
-            show_progress: false,
+            progress: None,
         };
         let e = vb.version().unwrap_err();
         assert_eq!(crate::exit::code_of(&e), Code::VBoxManageFailed);
