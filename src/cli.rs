@@ -231,7 +231,7 @@ pub fn parse() -> Cli {
                     .any(|a| a == "--pause-on-error");
             let _ = e.print();
             if pause {
-                crate::after_failure(&e.to_string());
+                crate::report::after_failure(&e.to_string());
             }
             std::process::exit(e.exit_code());
         }

@@ -29,25 +29,6 @@ pub struct Context {
     pub face: Arc<dyn Face>,
 }
 
-fn project_dirs() -> Option<directories::ProjectDirs> {
-    directories::ProjectDirs::from("", "", "vblaunch")
-}
-
-/// The log file's path (also printed with every error).
-pub fn log_file_path() -> PathBuf {
-    data_dir().join("vblaunch.log")
-}
-
-/// `VBLAUNCH_DATA_DIR` (a portable install, or a test) or the platform data dir.
-fn data_dir() -> PathBuf {
-    if let Some(d) = non_empty_env("VBLAUNCH_DATA_DIR") {
-        return PathBuf::from(d);
-    }
-    project_dirs()
-        .map(|d| d.data_local_dir().to_path_buf())
-        .unwrap_or_else(|| std::env::temp_dir().join("vblaunch"))
-}
-
 fn non_empty_env(name: &str) -> Option<OsString> {
     std::env::var_os(name).filter(|v| !v.is_empty())
 }
@@ -60,7 +41,7 @@ impl Context {
         } else if let Some(p) = non_empty_env("VBLAUNCH_CONFIG") {
             (PathBuf::from(p), "VBLAUNCH_CONFIG", true)
         } else {
-            let dir = project_dirs()
+            let dir = crate::platform::project_dirs()
                 .map(|d| d.config_dir().to_path_buf())
                 .ok_or_else(|| {
                     fail(
@@ -70,7 +51,7 @@ impl Context {
                 })?;
             (dir.join("vblaunch.toml"), "default", false)
         };
-        let data_dir = data_dir();
+        let data_dir = crate::platform::data_dir();
         let config = config::load(&config_path, explicit)?;
         Ok(Context {
             config,

@@ -26,6 +26,7 @@ pub mod exit;
 pub mod face;
 pub mod files;
 pub mod guard;
+pub mod gui;
 pub mod hooks;
 pub mod lock;
 pub mod logging;
@@ -33,6 +34,7 @@ pub mod notify;
 pub mod plan;
 pub mod platform;
 pub mod process;
+pub mod report;
 pub mod shortcut;
 pub mod snapshots;
 pub mod state;
@@ -42,7 +44,7 @@ pub mod vbox;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-pub use crate::context::{log_file_path, Context};
+pub use crate::context::Context;
 
 pub fn run(cli: Cli) -> Result<()> {
     run_with(cli, None)
@@ -51,7 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
 /// [`run`], shown by `face` (None: the console).
 pub fn run_with(cli: Cli, face: Option<std::sync::Arc<dyn face::Face>>) -> Result<()> {
     // Logging first, so that even a config error reaches the log file.
-    if let Err(e) = logging::init(cli.global.verbosity(), &log_file_path()) {
+    if let Err(e) = logging::init(cli.global.verbosity(), &logging::log_file_path()) {
         eprintln!("vblaunch: warning: {e}; continuing without a log file");
     }
     log::debug!(
@@ -88,45 +90,6 @@ pub fn run_with(cli: Cli, face: Option<std::sync::Arc<dyn face::Face>>) -> Resul
     }
 }
 
-/// Print the error that ends a run once (with its causes and the log file's
-/// path) and record it in the log file.
-pub fn report_error(err: &anyhow::Error) {
-    let mut text = format!("{err}");
-    for cause in err.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
-    }
-    log::error!(target: logging::FILE_ONLY, "{text}");
-    eprintln!("vblaunch: error: {}", logging::sanitize(&text, "\n"));
-    if logging::has_log_file() {
-        eprintln!("(log file: {})", log_file_path().display());
-    }
-}
-
-/// After a failure with `--pause-on-error` (a shortcut launch): keep its
-/// window open, or (no terminal at all) tell the desktop, so that a failure
-/// is never silent.
-pub fn after_failure(message: &str) {
-    use std::io::IsTerminal;
-    if std::io::stdin().is_terminal() {
-        pause_for_enter();
-    } else {
-        notify::failure("vblaunch", message);
-    }
-}
-
-/// After an error in a window that closes when vblaunch exits (a shortcut),
-/// keep it open until the user has read it. Only when someone can answer.
-pub fn pause_for_enter() {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return;
-    }
-    eprint!("Press Enter to close this window.");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-}
-
 /// A recorded VBoxManage output (or settings file) from tests/fixtures.
 #[cfg(test)]
 pub(crate) fn fixture(name: &str) -> String {
@@ -135,4 +98,89 @@ pub(crate) fn fixture(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// The house reads top-down: every module uses only modules of a lower
+/// layer (`crate::<module>` in its code, tests and comments aside), so no
+/// module imports the one that dispatches to it and there is no cycle. A
+/// new module gets a layer here.
+#[cfg(test)]
+mod layers {
+    /// Lower layers first.
+    const LAYERS: &[&[&str]] = &[
+        &["exit", "units", "platform", "disk"],
+        &["files", "process"],
+        &["logging", "lock", "notify"],
+        &["state", "hooks", "vbox", "shortcut", "report"],
+        &["config", "snapshots"],
+        &["guard", "plan", "cli"],
+        &["face"],
+        &["context", "Context"],
+        &["engine"],
+        &["cmd"],
+        &["lib", "run", "run_with"],
+        &["gui"],
+        &["main", "main_gui"],
+    ];
+
+    fn layer(module: &str) -> Option<usize> {
+        LAYERS.iter().position(|l| l.contains(&module))
+    }
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn every_module_uses_only_lower_layers() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut wrong = Vec::new();
+        for f in files {
+            let rel = f
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let top = rel
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
+            let own = layer(&top).unwrap_or_else(|| panic!("src/{rel}: give `{top}` a layer"));
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]\nmod ").next().unwrap();
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for (i, _) in line.match_indices("crate::") {
+                    let used: String = line[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if used.is_empty() || used == top || used == "fixture" {
+                        continue;
+                    }
+                    match layer(&used) {
+                        Some(l) if l < own => {}
+                        _ => wrong.push(format!("src/{rel}: uses crate::{used}")),
+                    }
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(
+            wrong.is_empty(),
+            "upward or unknown uses:\n{}",
+            wrong.join("\n")
+        );
+    }
 }

@@ -195,6 +195,11 @@ fn open_log_file(path: &Path) -> anyhow::Result<std::fs::File> {
     crate::files::open_append(path)
 }
 
+/// The log file's path (also printed with every error).
+pub fn log_file_path() -> std::path::PathBuf {
+    crate::platform::data_dir().join("vblaunch.log")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = vblaunch::exit::code_of(&err);
-            vblaunch::report_error(&err);
+            vblaunch::report::report_error(&err);
             if pause {
-                vblaunch::after_failure(&format!("{}\n\n{err}", err.root_cause()));
+                vblaunch::report::after_failure(&format!("{}\n\n{err}", err.root_cause()));
             }
             ExitCode::from(code.as_u8())
         }

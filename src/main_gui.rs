@@ -5,5 +5,5 @@
 #![windows_subsystem = "windows"]
 
 fn main() -> std::process::ExitCode {
-    vblaunch::face::gui_main()
+    vblaunch::gui::gui_main()
 }

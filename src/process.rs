@@ -230,7 +230,7 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 #[cfg(windows)]
 fn no_window() -> u32 {
     const CREATE_NO_WINDOW: u32 = 0x0800_0000;
-    if crate::face::windows::has_console() {
+    if crate::platform::has_console() {
         0
     } else {
         CREATE_NO_WINDOW

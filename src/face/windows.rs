@@ -60,10 +60,3 @@ pub fn show_info(title: &str, text: &str) {
         );
     }
 }
-
-/// Whether this process has a console window (`vblaunchw.exe` has none, and
-/// then its children must not open one each).
-pub fn has_console() -> bool {
-    // SAFETY: no arguments; returns a window handle or null.
-    !unsafe { windows_sys::Win32::System::Console::GetConsoleWindow() }.is_null()
-}

@@ -1,0 +1,155 @@
+//! The GUI front end: `vblaunchw`'s main (the program shortcuts start). It
+//! runs the command line like `vblaunch`, shows a failure in the platform's
+//! dialog (with *Retry* where the user can fix it, e.g. by closing
+//! VirtualBox) instead of a console that waits for Enter, and exits with the
+//! same code. What the dialogs say comes from [`crate::face::model`].
+
+/// `vblaunchw`'s main: run the command line; show a failure in the face's
+/// dialog (with *Retry* where the user can fix it, e.g. by closing
+/// VirtualBox) and exit with the same code as `vblaunch`.
+pub fn gui_main() -> std::process::ExitCode {
+    use clap::Parser;
+    loop {
+        let args = crate::cli::with_implicit_launch(std::env::args_os().collect());
+        let cli = match crate::cli::Cli::try_parse_from(args) {
+            Ok(cli) => cli,
+            Err(e) if !e.use_stderr() => {
+                // --help, --version: nobody reads a GUI program's stdout.
+                show_plain("vblaunch", &e.to_string());
+                return std::process::ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                let err = crate::exit::fail(crate::exit::Code::Usage, e.to_string());
+                return fail_once("vblaunch", &err);
+            }
+        };
+        let vm = match &cli.command {
+            crate::cli::Command::Launch { vm } | crate::cli::Command::Fold { vm } => vm.clone(),
+            _ => "vblaunch".to_string(),
+        };
+        let pause = cli.global.pause_on_error;
+        let launch = matches!(cli.command, crate::cli::Command::Launch { .. });
+        let global = cli.global.clone();
+        match crate::run(cli) {
+            Ok(()) => return std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                let code = crate::exit::code_of(&err);
+                // A double-click on the shortcut of a VM that vblaunch holds
+                // and that runs is not an error.
+                if launch && code == crate::exit::Code::LockHeld {
+                    let running = vm_is_running(global, &vm);
+                    if let crate::face::model::SecondLaunch::ShowRunningVm { message } =
+                        crate::face::model::second_launch(&vm, code, running)
+                    {
+                        log::info!("{message} ({err})");
+                        show_note(&format!("{vm} — vblaunch"), &message);
+                        return std::process::ExitCode::SUCCESS;
+                    }
+                }
+                crate::report::report_error(&err);
+                if !pause && !cfg!(windows) {
+                    return std::process::ExitCode::from(code.as_u8());
+                }
+                let report = crate::face::model::Report::from_error(&err);
+                let log = crate::logging::log_file_path().display().to_string();
+                let dialog = crate::face::model::failure_dialog(&vm, &report, &log);
+                if show_failure(&dialog) == Choice::Retry {
+                    log::info!("retrying at the user's request");
+                    continue;
+                }
+                return std::process::ExitCode::from(code.as_u8());
+            }
+        }
+    }
+}
+
+/// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
+fn vm_is_running(global: crate::cli::Global, vm: &str) -> Option<bool> {
+    let ctx = crate::Context::new(global, None).ok()?;
+    let eff = ctx.effective(&[vm]);
+    let info = ctx.vbox(&eff).ok()?.show_vm_info(vm).ok()?;
+    Some(info.state == crate::vbox::state::VmState::Running)
+}
+
+fn fail_once(vm: &str, err: &anyhow::Error) -> std::process::ExitCode {
+    let code = crate::exit::code_of(err);
+    crate::report::report_error(err);
+    let report = crate::face::model::Report::from_error(err);
+    let log = crate::logging::log_file_path().display().to_string();
+    show_failure(&crate::face::model::failure_dialog(vm, &report, &log));
+    std::process::ExitCode::from(code.as_u8())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Retry,
+    Close,
+}
+
+/// Show the failure dialog. With `VBLAUNCH_GUI_TRANSCRIPT` set (tests: Wine
+/// in CI has no one to click), append the dialog's text to that file instead
+/// and choose *Close*.
+fn show_failure(d: &crate::face::model::FailureDialog) -> Choice {
+    let buttons: Vec<&str> = d.buttons.iter().map(|b| b.label()).collect();
+    let entry = format!("{}\n[{}]", d.full_text(), buttons.join("] ["));
+    if transcript(&entry) {
+        return Choice::Close;
+    }
+    show_native(d)
+}
+
+/// A short note ("Dev Box is already running.").
+fn show_note(title: &str, text: &str) {
+    if !transcript(&format!("{title}\n\n{text}\n[OK]")) {
+        show_plain(title, text);
+    }
+}
+
+/// With `VBLAUNCH_GUI_TRANSCRIPT` set, append a dialog's text to that file
+/// instead of showing it; returns whether it did.
+fn transcript(entry: &str) -> bool {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{entry}\n---\n").as_bytes()));
+    if let Err(e) = written {
+        log::warn!("cannot write the dialog transcript: {e}");
+    }
+    true
+}
+
+#[cfg(windows)]
+fn show_native(d: &crate::face::model::FailureDialog) -> Choice {
+    match crate::face::windows::show_failure(d) {
+        crate::face::windows::Choice::Retry => Choice::Retry,
+        crate::face::windows::Choice::Close => Choice::Close,
+    }
+}
+
+/// Elsewhere: what `vblaunch --pause-on-error` does (keep a terminal open,
+/// or tell the desktop).
+#[cfg(not(windows))]
+fn show_native(d: &crate::face::model::FailureDialog) -> Choice {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        crate::report::pause_for_enter();
+    } else {
+        crate::notify::failure("vblaunch", &d.full_text());
+    }
+    Choice::Close
+}
+
+#[cfg(windows)]
+fn show_plain(title: &str, text: &str) {
+    crate::face::windows::show_info(title, text);
+}
+
+#[cfg(not(windows))]
+fn show_plain(_title: &str, text: &str) {
+    print!("{text}");
+}
