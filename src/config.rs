@@ -3,7 +3,9 @@
 //! `[vm."<name or UUID>"]`. Works with no file at all.
 //!
 //! Precedence for every setting: command-line flag > `[vm."…"]` table >
-//! top-level key > built-in default.
+//! top-level key > built-in default. This module layers the file
+//! ([`Config::layered`]); the command line goes on top in
+//! [`crate::Context::effective`], the one place that decides.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

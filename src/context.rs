@@ -1,9 +1,11 @@
 //! The context of one run: the global options, the loaded configuration and
 //! the platform paths, built once by [`crate::run`] and passed down to every
-//! command. It is the one place that reads the environment, and the one
-//! owner of precedence: command line, then environment, then the config
-//! file's `[vm."…"]` table, then its top level, then the built-in defaults
-//! ([`Context::effective`]).
+//! command. Commands read environment variables through it
+//! ([`Context::env`]), and it is the one owner of precedence: command line,
+//! then environment, then the config file's `[vm."…"]` table, then its top
+//! level, then the built-in defaults ([`Context::effective`]; VBoxManage's
+//! path: `--vboxmanage`, `VBLAUNCH_VBOXMANAGE`, the config, the usual
+//! install places, in [`Context::vboxmanage`]).
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,8 @@
 //! Tell the user about a failure when no terminal is watching (a shortcut
 //! launch, or the end of a `--wait` session): a desktop notification where
 //! that is the norm — `notify-send` on Linux desktops, Notification Center on
-//! macOS. On Windows the shortcut's console window stays open instead
-//! (`--pause-on-error`). Best effort: a missing notifier is only logged.
+//! macOS. On Windows a shortcut starts `vblaunchw.exe`, which shows its own
+//! failure dialog instead. Best effort: a missing notifier is only logged.
 //! The notifier runs through [`crate::process`] with a deadline.
 use std::time::Duration;
 
