@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::{abs_path, err, parse, s, strip_braces, Parsed};
 use crate::info;
-use crate::model::{self, is_uuid, new_uuid, Medium, State};
+use crate::model::{self, is_uuid, new_uuid, Attachment, Medium, State};
 use crate::{unsupported, Out, PROGRESS};
 
 const D_MEDIUM_FILE: &str =
@@ -177,6 +177,7 @@ pub(super) fn closemedium(st: &mut State, args: &[String]) -> Out {
     out
 }
 
+/// The first missing file in the chain of a medium (leaf to base).
 pub(super) fn missing_in_chain(st: &State, uuid: &str) -> Option<String> {
     st.chain(uuid)
         .into_iter()
@@ -184,6 +185,13 @@ pub(super) fn missing_in_chain(st: &State, uuid: &str) -> Option<String> {
         .find(|loc| !Path::new(loc).is_file())
 }
 
+/// The first missing file in the chains of `atts`' media: a VM (or a
+/// snapshot) with it cannot be started, snapshotted or restored.
+pub(super) fn missing_file(st: &State, atts: &[Attachment]) -> Option<String> {
+    atts.iter().find_map(|a| missing_in_chain(st, &a.medium))
+}
+
+/// VirtualBox's error lines for a medium file it could not open.
 pub(super) fn could_not_open(path: &str) -> Vec<String> {
     vec![
         format!("Could not open the medium '{path}'."),
@@ -192,10 +200,12 @@ pub(super) fn could_not_open(path: &str) -> Vec<String> {
     ]
 }
 
+/// A new medium file with nothing written on it yet.
 pub(super) fn create_empty_medium(path: &str) -> Result<()> {
     model::write_blocks(path, &model::Blocks::new())
 }
 
+/// How many bytes were written on a medium (its file holds just those).
 pub(super) fn written_size(path: &str) -> usize {
     model::read_blocks(path).map(|b| b.len()).unwrap_or(0)
 }

@@ -12,11 +12,12 @@ mod startvm;
 mod storage;
 mod vm;
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::model::{is_uuid, State};
+use crate::model::{is_uuid, State, Vm};
 use crate::{unsupported, Ctx, Out};
 
 pub use snapshot::deleting_line;
@@ -36,6 +37,10 @@ const D_LIMITED: &str =
     "Details: code E_ACCESSDENIED (0x80070005), component MachineWrap, interface IMachine, callee nsISupports";
 const D_INVALID_VM_STATE: &str =
     "Details: code VBOX_E_INVALID_VM_STATE (0x80bb0002), component SessionMachine, interface IMachine, callee nsISupports";
+const D_SESSION_NOT_FOUND: &str =
+    "Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001), component SessionMachine, interface IMachine, callee nsISupports";
+const D_MACHINE_LOCKED: &str =
+    "Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports";
 
 /// Where each command looks its VM up (the `Context:` line of a failed FindMachine).
 struct Site {
@@ -231,7 +236,7 @@ fn find_vm(st: &State, arg: &str, site: &Site) -> Result<usize, Out> {
 }
 
 // ---------------------------------------------------------------------------
-// Machine states and paths
+// Machine states, saved states, paths
 
 /// VirtualBox's long state names (Global::stringifyMachineState).
 fn long_state(short: &str) -> String {
@@ -269,6 +274,20 @@ fn is_offline_stable(state: &str) -> bool {
         state,
         "poweroff" | "saved" | "aborted" | "aborted-saved" | "teleported"
     )
+}
+
+/// Forgets the VM's saved state and deletes its file, unless a snapshot
+/// keeps that file (a snapshot taken while the VM was saved).
+fn drop_saved_state(vm: &mut Vm) {
+    if let Some(f) = vm.state_file.take() {
+        if !vm
+            .snapshots
+            .iter()
+            .any(|s| s.state_file.as_deref() == Some(f.as_str()))
+        {
+            let _ = fs::remove_file(f);
+        }
+    }
 }
 
 fn abs_path(p: &str) -> PathBuf {

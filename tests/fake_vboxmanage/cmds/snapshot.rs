@@ -9,10 +9,12 @@ use std::fs;
 
 use anyhow::Result;
 
-use super::media::{could_not_open, create_empty_medium, missing_in_chain, written_size};
+use super::media::{
+    could_not_open, create_empty_medium, missing_file, missing_in_chain, written_size,
+};
 use super::{
     err, find_vm, is_offline_stable, long_state, lookup_vm, parse, s, strip_braces, Lookup, Site,
-    D_INVALID_VM_STATE,
+    D_INVALID_VM_STATE, D_SESSION_NOT_FOUND,
 };
 use crate::info;
 use crate::model::{self, is_uuid, new_uuid, now_stamp, Attachment, Medium, Snapshot, State, Vm};
@@ -41,6 +43,9 @@ const SNAP_RESTORE_CTX: &str =
 const SNAP_TASK_RESTORE_CTX: &str =
     "Context: \"RTEXITCODE handleSnapshot(HandlerArg*)\" at line 603 of file VBoxManageSnapshot.cpp";
 
+const D_SESSION_FAILURE: &str =
+    "Details: code NS_ERROR_FAILURE (0x80004005), component SessionMachine, interface IMachine";
+
 /// A snapshot by uuid, else the first name match depth-first.
 fn find_snapshot(vm: &Vm, arg: &str, context: &str) -> Result<usize, Out> {
     let u = strip_braces(arg);
@@ -64,7 +69,7 @@ fn find_snapshot(vm: &Vm, arg: &str, context: &str) -> Result<usize, Out> {
         .ok_or_else(|| {
             err(vec![
                 format!("Could not find a snapshot named '{arg}'"),
-                s("Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001), component SessionMachine, interface IMachine, callee nsISupports"),
+                s(D_SESSION_NOT_FOUND),
                 s(context),
             ])
         })
@@ -85,8 +90,13 @@ pub fn deleting_line(st: &State, args: &[String]) -> Option<String> {
         _ => return None,
     };
     let si = find_snapshot(vm, args.get(3)?, "").ok()?;
-    let snap = &vm.snapshots[si];
-    Some(format!("{verb} snapshot '{}' ({})\n", snap.name, snap.uuid))
+    Some(announce(verb, &vm.snapshots[si]))
+}
+
+/// `<verb> snapshot 'NAME' (UUID)`: what a delete or a restore prints first,
+/// whether it then fails or not.
+fn announce(verb: &str, snap: &Snapshot) -> String {
+    format!("{verb} snapshot '{}' ({})\n", snap.name, snap.uuid)
 }
 
 fn is_transient(state: &str) -> bool {
@@ -108,6 +118,56 @@ fn is_transient(state: &str) -> bool {
             | "settingup"
             | "snapshotting"
     )
+}
+
+/// Why a machine in `state` cannot `what` ("take a snapshot", "delete a
+/// snapshot"): it is changing state, or it is neither off nor running.
+fn state_refusal(state: &str, what: &str) -> Option<String> {
+    if is_transient(state) {
+        Some(format!(
+            "Cannot {what} of the machine while it is changing the state (machine state: {})",
+            long_state(state)
+        ))
+    } else if !is_offline_stable(state) && !matches!(state, "running" | "paused") {
+        Some(format!("Invalid machine state: {}", long_state(state)))
+    } else {
+        None
+    }
+}
+
+/// A snapshot task that failed once started: its progress ends at 0% with
+/// the error, then `head`, the `cause` and the task's `context` line.
+fn task_failed(mut out: Out, head: &str, cause: Vec<String>, context: &str) -> Out {
+    out.err("0%...NS_ERROR_FAILURE\n");
+    let mut lines = vec![s(head)];
+    lines.extend(cause);
+    lines.push(s(context));
+    out.vbox_error(&lines)
+}
+
+/// New empty differencing media in the VM's snapshot folder, one on top of
+/// each of `on`'s media: the attachments of a current state that starts there.
+fn new_diffs(st: &mut State, vi: usize, on: &[Attachment]) -> Result<Vec<Attachment>> {
+    let snap_fldr = st.vms[vi].snap_fldr();
+    fs::create_dir_all(&snap_fldr)?;
+    let mut atts = Vec::new();
+    for a in on {
+        let diff = new_uuid();
+        let loc = format!("{snap_fldr}/{{{diff}}}.vdi");
+        create_empty_medium(&loc)?;
+        let cap = st.medium(&a.medium).map(|m| m.capacity_mb).unwrap_or(0);
+        st.media.push(Medium {
+            uuid: diff.clone(),
+            parent: Some(a.medium.clone()),
+            location: loc,
+            capacity_mb: cap,
+        });
+        atts.push(Attachment {
+            medium: diff,
+            ..a.clone()
+        });
+    }
+    Ok(atts)
 }
 
 pub(super) fn snapshot(st: &mut State, args: &[String]) -> Result<Out> {
@@ -152,26 +212,27 @@ pub(super) fn snapshot(st: &mut State, args: &[String]) -> Result<Out> {
             }
         }
         "edit" => Ok(snap_edit(st, vi, rest)),
-        "list" => {
-            let p = match parse(rest, &[], &["--machinereadable"]) {
-                Ok(p) => p,
-                Err(o) => return Ok(o),
-            };
-            if !p.has("--machinereadable") || !p.pos.is_empty() {
-                return Ok(unsupported("snapshot list without --machinereadable"));
-            }
-            let vm = &st.vms[vi];
-            let mut out = Out::ok();
-            if vm.snapshots.is_empty() {
-                out.out("This machine does not have any snapshots\n");
-                out.code = 1;
-            } else {
-                out.out(&info::snapshot_lines(vm));
-            }
-            Ok(out)
-        }
+        "list" => Ok(snap_list(&st.vms[vi], rest)),
         _ => unreachable!(),
     }
+}
+
+fn snap_list(vm: &Vm, args: &[String]) -> Out {
+    let p = match parse(args, &[], &["--machinereadable"]) {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    if !p.has("--machinereadable") || !p.pos.is_empty() {
+        return unsupported("snapshot list without --machinereadable");
+    }
+    let mut out = Out::ok();
+    if vm.snapshots.is_empty() {
+        out.out("This machine does not have any snapshots\n");
+        out.code = 1;
+    } else {
+        out.out(&info::snapshot_lines(vm));
+    }
+    out
 }
 
 fn snap_take(st: &mut State, vi: usize, args: &[String]) -> Result<Out> {
@@ -183,49 +244,20 @@ fn snap_take(st: &mut State, vi: usize, args: &[String]) -> Result<Out> {
         return Ok(unsupported("snapshot take needs exactly one name"));
     };
     let vm = &st.vms[vi];
-    let state = vm.state.clone();
-    if !is_offline_stable(&state) && !matches!(state.as_str(), "running" | "paused") {
-        let msg = if is_transient(&state) {
-            format!(
-                "Cannot take a snapshot of the machine while it is changing the state (machine state: {})",
-                long_state(&state)
-            )
-        } else {
-            format!("Invalid machine state: {}", long_state(&state))
-        };
+    if let Some(msg) = state_refusal(&vm.state, "take a snapshot") {
         return Ok(err(vec![msg, s(D_INVALID_VM_STATE), s(SNAP_TAKE_CTX)]));
     }
-    for a in &vm.attachments {
-        if let Some(missing) = missing_in_chain(st, &a.medium) {
-            let mut out = Out::ok();
-            out.err("0%...NS_ERROR_FAILURE\n");
-            let mut lines = vec![s("Failed to take snapshot")];
-            lines.extend(could_not_open(&missing));
-            lines.push(s(SNAP_TASK_TAKE_CTX));
-            return Ok(out.vbox_error(&lines));
-        }
+    if let Some(missing) = missing_file(st, &vm.attachments) {
+        return Ok(task_failed(
+            Out::ok(),
+            "Failed to take snapshot",
+            could_not_open(&missing),
+            SNAP_TASK_TAKE_CTX,
+        ));
     }
     let snap_uuid = new_uuid();
-    let snap_fldr = vm.snap_fldr();
-    fs::create_dir_all(&snap_fldr)?;
     let frozen = vm.attachments.clone();
-    let mut new_atts = Vec::new();
-    for a in &frozen {
-        let diff = new_uuid();
-        let loc = format!("{snap_fldr}/{{{diff}}}.vdi");
-        create_empty_medium(&loc)?;
-        let cap = st.medium(&a.medium).map(|m| m.capacity_mb).unwrap_or(0);
-        st.media.push(Medium {
-            uuid: diff.clone(),
-            parent: Some(a.medium.clone()),
-            location: loc,
-            capacity_mb: cap,
-        });
-        new_atts.push(Attachment {
-            medium: diff,
-            ..a.clone()
-        });
-    }
+    let new_atts = new_diffs(st, vi, &frozen)?;
     let vm = &mut st.vms[vi];
     vm.snapshots.push(Snapshot {
         uuid: snap_uuid.clone(),
@@ -244,6 +276,10 @@ fn snap_take(st: &mut State, vi: usize, args: &[String]) -> Result<Out> {
     Ok(out)
 }
 
+// ---------------------------------------------------------------------------
+// snapshot delete: refuse, plan every merge, carry them out, unlink
+
+/// One step of a snapshot delete, for one medium the snapshot froze.
 enum MergePlan {
     /// Merge `child` and `parent`; `backward` keeps the parent.
     Merge {
@@ -260,85 +296,84 @@ fn snap_delete(st: &mut State, vi: usize, target: &str) -> Result<Out> {
         Ok(i) => i,
         Err(o) => return Ok(o),
     };
-    let vm = &st.vms[vi];
-    let snap = vm.snapshots[si].clone();
+    let snap = st.vms[vi].snapshots[si].clone();
     let mut out = Out::ok();
-    out.out(&format!(
-        "Deleting snapshot '{}' ({})\n",
-        snap.name, snap.uuid
-    ));
-    let state = vm.state.clone();
-    if is_transient(&state) {
-        return Ok(out.vbox_error(&[
-            format!(
-                "Cannot delete a snapshot of the machine while it is changing the state (machine state: {})",
-                long_state(&state)
-            ),
-            s(D_INVALID_VM_STATE),
-            s(SNAP_DELETE_CTX),
-        ]));
+    out.out(&announce("Deleting", &snap));
+    if let Some(lines) = delete_refusal(&st.vms[vi], &snap) {
+        return Ok(out.vbox_error(&lines));
     }
-    if !is_offline_stable(&state) && !matches!(state.as_str(), "running" | "paused") {
-        return Ok(out.vbox_error(&[
-            format!("Invalid machine state: {}", long_state(&state)),
-            s(D_INVALID_VM_STATE),
-            s(SNAP_DELETE_CTX),
-        ]));
-    }
-    let kids = vm.children(Some(&snap.uuid));
-    if kids.len() > 1 {
-        return Ok(out.vbox_error(&[
-            format!(
-                "Snapshot '{}' of the machine '{}' cannot be deleted, because it has {} child snapshots, which is more than the one snapshot allowed for deletion",
-                snap.name,
-                vm.name,
-                kids.len()
-            ),
-            s(D_INVALID_OBJ_STATE),
-            s(SNAP_DELETE_CTX),
-        ]));
-    }
-    if vm.current_snapshot.as_deref() == Some(snap.uuid.as_str()) && kids.len() == 1 {
-        return Ok(out.vbox_error(&[
-            format!(
-                "Snapshot '{}' of the machine '{}' cannot be deleted, because it is the current snapshot and has one child snapshot",
-                snap.name, vm.name
-            ),
-            s(D_INVALID_OBJ_STATE),
-            s(SNAP_DELETE_CTX),
-        ]));
-    }
-
     // Plan every merge before changing anything (the task fails as a whole).
-    let task_fail = |mut out: Out, lines: Vec<String>| {
-        out.err("0%...NS_ERROR_FAILURE\n");
-        let mut all = vec![s("Snapshot operation failed")];
-        all.extend(lines);
-        all.push(s(SNAP_TASK_DELETE_CTX));
-        out.vbox_error(&all)
+    let plans = match merge_plans(st, &snap) {
+        Ok(plans) => plans,
+        Err(cause) => {
+            return Ok(task_failed(
+                out,
+                "Snapshot operation failed",
+                cause,
+                SNAP_TASK_DELETE_CTX,
+            ))
+        }
     };
+    for plan in plans {
+        carry_out(st, plan)?;
+    }
+    let vm = &mut st.vms[vi];
+    unlink(vm, &snap);
+    vm.state_change = now_stamp();
+    out.err(PROGRESS);
+    Ok(out)
+}
+
+/// Why VirtualBox will not start deleting `snap`: the machine's state, or
+/// the snapshot's children (more than one, or one under the current snapshot).
+fn delete_refusal(vm: &Vm, snap: &Snapshot) -> Option<Vec<String>> {
+    if let Some(msg) = state_refusal(&vm.state, "delete a snapshot") {
+        return Some(vec![msg, s(D_INVALID_VM_STATE), s(SNAP_DELETE_CTX)]);
+    }
+    let kids = vm.children(Some(&snap.uuid)).len();
+    let msg = if kids > 1 {
+        format!(
+            "Snapshot '{}' of the machine '{}' cannot be deleted, because it has {} child snapshots, which is more than the one snapshot allowed for deletion",
+            snap.name, vm.name, kids
+        )
+    } else if kids == 1 && vm.current_snapshot.as_deref() == Some(snap.uuid.as_str()) {
+        format!(
+            "Snapshot '{}' of the machine '{}' cannot be deleted, because it is the current snapshot and has one child snapshot",
+            snap.name, vm.name
+        )
+    } else {
+        return None;
+    };
+    Some(vec![msg, s(D_INVALID_OBJ_STATE), s(SNAP_DELETE_CTX)])
+}
+
+/// A step for each medium `snap` froze, or the cause the task fails with
+/// (its child's chain misses a file, or it has more than one child).
+fn merge_plans(st: &State, snap: &Snapshot) -> Result<Vec<MergePlan>, Vec<String>> {
     let mut plans = Vec::new();
     for a in &snap.attachments {
-        let Some(p) = st.medium(&a.medium).cloned() else {
+        let Some(p) = st.medium(&a.medium) else {
             continue;
         };
-        let kids = st.children_of(&p.uuid);
-        match kids.as_slice() {
+        match st.children_of(&p.uuid).as_slice() {
             [] => {
                 if p.parent.is_some() {
                     plans.push(MergePlan::Delete(p.uuid.clone()));
                 }
             }
             [c] => {
-                let c = st.media[*c].clone();
+                let c = &st.media[*c];
                 if let Some(missing) = missing_in_chain(st, &c.uuid) {
-                    let mut lines = vec![
-                        format!("Cannot lock hard disk '{}' when deleting a snapshot", p.location),
-                        s("Details: code NS_ERROR_FAILURE (0x80004005), component SessionMachine, interface IMachine"),
+                    let mut cause = vec![
+                        format!(
+                            "Cannot lock hard disk '{}' when deleting a snapshot",
+                            p.location
+                        ),
+                        s(D_SESSION_FAILURE),
                         s("--------"),
                     ];
-                    lines.extend(could_not_open(&missing));
-                    return Ok(task_fail(out, lines));
+                    cause.extend(could_not_open(&missing));
+                    return Err(cause);
                 }
                 // Medium::i_queryPreferredMergeDirection: a base always takes
                 // its child back; otherwise merge the smaller into the larger
@@ -352,65 +387,68 @@ fn snap_delete(st: &mut State, vi: usize, target: &str) -> Result<Out> {
                 });
             }
             many => {
-                return Ok(task_fail(
-                    out,
-                    vec![
-                        format!(
-                            "Hard disk '{}' has more than one child hard disk ({})",
-                            p.location,
-                            many.len()
-                        ),
-                        s("Details: code NS_ERROR_FAILURE (0x80004005), component SessionMachine, interface IMachine"),
-                    ],
-                ));
+                return Err(vec![
+                    format!(
+                        "Hard disk '{}' has more than one child hard disk ({})",
+                        p.location,
+                        many.len()
+                    ),
+                    s(D_SESSION_FAILURE),
+                ]);
             }
         }
     }
+    Ok(plans)
+}
 
-    for plan in plans {
-        match plan {
-            MergePlan::Delete(u) => {
-                if let Some(i) = st.medium_idx(&u) {
-                    let _ = fs::remove_file(&st.media[i].location);
-                    st.media.remove(i);
-                }
+/// One step on the media registry and the medium files: the merged medium
+/// holds both media's bytes and takes the other's place (references, parent).
+fn carry_out(st: &mut State, plan: MergePlan) -> Result<()> {
+    match plan {
+        MergePlan::Delete(u) => {
+            if let Some(i) = st.medium_idx(&u) {
+                let _ = fs::remove_file(&st.media[i].location);
+                st.media.remove(i);
             }
-            MergePlan::Merge {
-                parent,
-                child,
-                backward,
-            } => {
-                let (Some(pi), Some(ci)) = (st.medium_idx(&parent), st.medium_idx(&child)) else {
-                    continue;
-                };
-                let ploc = st.media[pi].location.clone();
-                let cloc = st.media[ci].location.clone();
-                let mut blocks = model::read_blocks(&ploc)?;
-                blocks.extend(model::read_blocks(&cloc)?);
-                if backward {
-                    model::write_blocks(&ploc, &blocks)?;
-                    let _ = fs::remove_file(&cloc);
-                    for m in st.media.iter_mut() {
-                        if m.parent.as_deref() == Some(child.as_str()) {
-                            m.parent = Some(parent.clone());
-                        }
+        }
+        MergePlan::Merge {
+            parent,
+            child,
+            backward,
+        } => {
+            let (Some(pi), Some(ci)) = (st.medium_idx(&parent), st.medium_idx(&child)) else {
+                return Ok(());
+            };
+            let ploc = st.media[pi].location.clone();
+            let cloc = st.media[ci].location.clone();
+            let mut blocks = model::read_blocks(&ploc)?;
+            blocks.extend(model::read_blocks(&cloc)?);
+            if backward {
+                model::write_blocks(&ploc, &blocks)?;
+                let _ = fs::remove_file(&cloc);
+                for m in st.media.iter_mut() {
+                    if m.parent.as_deref() == Some(child.as_str()) {
+                        m.parent = Some(parent.clone());
                     }
-                    st.media.retain(|m| m.uuid != child);
-                    st.replace_medium_refs(&child, &parent);
-                } else {
-                    model::write_blocks(&cloc, &blocks)?;
-                    let _ = fs::remove_file(&ploc);
-                    let grand = st.media[pi].parent.clone();
-                    st.media[ci].parent = grand;
-                    st.media.retain(|m| m.uuid != parent);
-                    st.replace_medium_refs(&parent, &child);
                 }
+                st.media.retain(|m| m.uuid != child);
+                st.replace_medium_refs(&child, &parent);
+            } else {
+                model::write_blocks(&cloc, &blocks)?;
+                let _ = fs::remove_file(&ploc);
+                let grand = st.media[pi].parent.clone();
+                st.media[ci].parent = grand;
+                st.media.retain(|m| m.uuid != parent);
+                st.replace_medium_refs(&parent, &child);
             }
         }
     }
+    Ok(())
+}
 
-    // Remove the snapshot; its children move to the end of its parent's list.
-    let vm = &mut st.vms[vi];
+/// Takes `snap` out of the VM's tree: its children move to the end of its
+/// parent's list, and its parent becomes current if it was.
+fn unlink(vm: &mut Vm, snap: &Snapshot) {
     let idx = vm.snapshot_idx(&snap.uuid).expect("snapshot still there");
     vm.snapshots.remove(idx);
     let mut moved = Vec::new();
@@ -428,19 +466,15 @@ fn snap_delete(st: &mut State, vi: usize, target: &str) -> Result<Out> {
     if vm.current_snapshot.as_deref() == Some(snap.uuid.as_str()) {
         vm.current_snapshot = snap.parent.clone();
     }
-    vm.state_change = now_stamp();
-    out.err(PROGRESS);
-    Ok(out)
 }
+
+// ---------------------------------------------------------------------------
 
 fn snap_restore(st: &mut State, vi: usize, si: usize) -> Result<Out> {
     let vm = &st.vms[vi];
     let snap = vm.snapshots[si].clone();
     let mut out = Out::ok();
-    out.out(&format!(
-        "Restoring snapshot '{}' ({})\n",
-        snap.name, snap.uuid
-    ));
+    out.out(&announce("Restoring", &snap));
     if !is_offline_stable(&vm.state) {
         return Ok(out.vbox_error(&[
             format!(
@@ -451,14 +485,13 @@ fn snap_restore(st: &mut State, vi: usize, si: usize) -> Result<Out> {
             s(SNAP_RESTORE_CTX),
         ]));
     }
-    for a in &snap.attachments {
-        if let Some(missing) = missing_in_chain(st, &a.medium) {
-            out.err("0%...NS_ERROR_FAILURE\n");
-            let mut lines = vec![s("Snapshot operation failed")];
-            lines.extend(could_not_open(&missing));
-            lines.push(s(SNAP_TASK_RESTORE_CTX));
-            return Ok(out.vbox_error(&lines));
-        }
+    if let Some(missing) = missing_file(st, &snap.attachments) {
+        return Ok(task_failed(
+            out,
+            "Snapshot operation failed",
+            could_not_open(&missing),
+            SNAP_TASK_RESTORE_CTX,
+        ));
     }
     // Discard the current state's own differencing media.
     let referenced_by_snapshots: Vec<String> = st
@@ -479,25 +512,7 @@ fn snap_restore(st: &mut State, vi: usize, si: usize) -> Result<Out> {
             st.media.remove(mi);
         }
     }
-    let snap_fldr = st.vms[vi].snap_fldr();
-    fs::create_dir_all(&snap_fldr)?;
-    let mut new_atts = Vec::new();
-    for a in &snap.attachments {
-        let diff = new_uuid();
-        let loc = format!("{snap_fldr}/{{{diff}}}.vdi");
-        create_empty_medium(&loc)?;
-        let cap = st.medium(&a.medium).map(|m| m.capacity_mb).unwrap_or(0);
-        st.media.push(Medium {
-            uuid: diff.clone(),
-            parent: Some(a.medium.clone()),
-            location: loc,
-            capacity_mb: cap,
-        });
-        new_atts.push(Attachment {
-            medium: diff,
-            ..a.clone()
-        });
-    }
+    let new_atts = new_diffs(st, vi, &snap.attachments)?;
     let vm = &mut st.vms[vi];
     if let Some(f) = vm.state_file.take() {
         if snap.state_file.as_deref() != Some(f.as_str()) {

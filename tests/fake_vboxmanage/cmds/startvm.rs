@@ -3,10 +3,8 @@
 //! when a disk file is missing, and otherwise leaves the VM running with the
 //! front end's session name (its saved state consumed).
 
-use std::fs;
-
-use super::media::missing_in_chain;
-use super::{err, find_vm, is_offline_stable, parse, s, Site};
+use super::media::missing_file;
+use super::{drop_saved_state, err, find_vm, is_offline_stable, parse, s, Site, D_MACHINE_LOCKED};
 use crate::model::{now_stamp, State};
 use crate::{unsupported, Out};
 
@@ -50,17 +48,13 @@ pub(super) fn startvm(st: &mut State, args: &[String]) -> Out {
                 "The machine '{}' is already locked by a session (or being locked or unlocked)",
                 vm.name
             ),
-            s("Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports"),
+            s(D_MACHINE_LOCKED),
             format!("Context: {}", STARTVM.lock),
         ]);
     }
     let mut out = Out::ok();
     out.out(&format!("Waiting for VM \"{}\" to power on...\n", vm.name));
-    if vm
-        .attachments
-        .iter()
-        .any(|a| missing_in_chain(st, &a.medium).is_some())
-    {
+    if missing_file(st, &vm.attachments).is_some() {
         return out.vbox_error(&[
             format!(
                 "The virtual machine '{}' has terminated unexpectedly during startup with exit code 1 (0x1)",
@@ -74,15 +68,7 @@ pub(super) fn startvm(st: &mut State, args: &[String]) -> Out {
         vm.name
     ));
     let vm = &mut st.vms[vi];
-    if let Some(f) = vm.state_file.take() {
-        let referenced = vm
-            .snapshots
-            .iter()
-            .any(|s| s.state_file.as_deref() == Some(f.as_str()));
-        if !referenced {
-            let _ = fs::remove_file(f);
-        }
-    }
+    drop_saved_state(vm);
     vm.state = s("running");
     vm.session = Some(session.to_string());
     vm.state_change = now_stamp();

@@ -3,7 +3,10 @@
 //! machine is locked or running.
 
 use super::media::medium_not_found;
-use super::{err, find_vm, long_state, parse, s, Site, D_INVALID_VM_STATE};
+use super::{
+    err, find_vm, long_state, parse, s, Site, D_INVALID_VM_STATE, D_MACHINE_LOCKED,
+    D_SESSION_NOT_FOUND,
+};
 use crate::info;
 use crate::model::{Attachment, Controller, State, Vm};
 use crate::{unsupported, Out};
@@ -16,6 +19,9 @@ const STORAGEATTACH: Site = Site {
     find: "\"FindMachine(Bstr(a->argv[0]).raw(), machine.asOutParam())\" at line 339 of file VBoxManageStorageController.cpp",
     lock: "\"LockMachine(a->session, LockType_Write)\" at line 345 of file VBoxManageStorageController.cpp",
 };
+const D_SESSION_IN_USE: &str =
+    "Details: code VBOX_E_OBJECT_IN_USE (0x80bb000c), component SessionMachine, interface IMachine, callee nsISupports";
+const ADD_CTL_CTX: &str = "Context: \"AddStorageController(Bstr(pszCtl).raw(), StorageBus_SATA, ctl.asOutParam())\" at line 1107 of file VBoxManageStorageController.cpp";
 
 fn not_mutable(vm: &Vm, context: String) -> Option<Out> {
     if matches!(vm.state.as_str(), "poweroff" | "aborted" | "teleported") && vm.session.is_none() {
@@ -27,7 +33,7 @@ fn not_mutable(vm: &Vm, context: String) -> Option<Out> {
                 "The machine '{}' is already locked for a session (or being unlocked)",
                 vm.name
             ),
-            s("Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports"),
+            s(D_MACHINE_LOCKED),
             context,
         ]));
     }
@@ -67,10 +73,7 @@ pub(super) fn storagectl(st: &mut State, args: &[String]) -> Out {
     let Some(name) = p.get("--name") else {
         return unsupported("storagectl without --name");
     };
-    if let Some(o) = not_mutable(
-        &st.vms[vi],
-        s("Context: \"AddStorageController(Bstr(pszCtl).raw(), StorageBus_SATA, ctl.asOutParam())\" at line 1107 of file VBoxManageStorageController.cpp"),
-    ) {
+    if let Some(o) = not_mutable(&st.vms[vi], s(ADD_CTL_CTX)) {
         return o;
     }
     let vm = &mut st.vms[vi];
@@ -83,7 +86,7 @@ pub(super) fn storagectl(st: &mut State, args: &[String]) -> Out {
         if vm.controllers.len() == before {
             return err(vec![
                 format!("Could not find a storage controller named '{name}'"),
-                s("Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001), component SessionMachine, interface IMachine, callee nsISupports"),
+                s(D_SESSION_NOT_FOUND),
                 s("Context: \"RemoveStorageController(Bstr(pszCtl).raw())\" at line 1090 of file VBoxManageStorageController.cpp"),
             ]);
         }
@@ -108,8 +111,8 @@ pub(super) fn storagectl(st: &mut State, args: &[String]) -> Out {
     if vm.controllers.iter().any(|c| c.name == name) {
         return err(vec![
             format!("Storage controller named '{name}' already exists"),
-            s("Details: code VBOX_E_OBJECT_IN_USE (0x80bb000c), component SessionMachine, interface IMachine, callee nsISupports"),
-            s("Context: \"AddStorageController(Bstr(pszCtl).raw(), StorageBus_SATA, ctl.asOutParam())\" at line 1107 of file VBoxManageStorageController.cpp"),
+            s(D_SESSION_IN_USE),
+            s(ADD_CTL_CTX),
         ]);
     }
     let port_count = match p.get("--portcount") {
@@ -180,11 +183,13 @@ pub(super) fn storageattach(st: &mut State, args: &[String]) -> Out {
         Ok(n) => n,
         Err(_) => return unsupported("storageattach --device"),
     };
+    // An attachment that is not at this controller, port and device.
+    let elsewhere = |a: &Attachment| !(a.controller == ctl && a.port == port && a.device == device);
     let vm = &st.vms[vi];
     let Some(c) = vm.controllers.iter().find(|c| c.name == ctl) else {
         return err(vec![
             format!("Could not find a storage controller named '{ctl}'"),
-            s("Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001), component SessionMachine, interface IMachine, callee nsISupports"),
+            s(D_SESSION_NOT_FOUND),
             s("Context: \"GetStorageControllerByName(Bstr(pszCtl).raw(), storageCtl.asOutParam())\" at line 447 of file VBoxManageStorageController.cpp"),
         ]);
     };
@@ -201,9 +206,7 @@ pub(super) fn storageattach(st: &mut State, args: &[String]) -> Out {
         ) {
             return o;
         }
-        st.vms[vi]
-            .attachments
-            .retain(|a| !(a.controller == ctl && a.port == port && a.device == device));
+        st.vms[vi].attachments.retain(elsewhere);
         return Out::ok();
     }
     let attach_ctx = s("Context: \"AttachDevice(Bstr(pszCtl).raw(), port, device, DeviceType_HardDisk, pMedium2Mount)\" at line 782 of file VBoxManageStorageController.cpp");
@@ -221,14 +224,13 @@ pub(super) fn storageattach(st: &mut State, args: &[String]) -> Out {
                 "Hard disk '{}' with UUID {{{}}} cannot be directly attached to the virtual machine '{}' because it has {} differencing child hard disks",
                 m.location, m.uuid, vm.name, kids
             ),
-            s("Details: code VBOX_E_OBJECT_IN_USE (0x80bb000c), component SessionMachine, interface IMachine, callee nsISupports"),
+            s(D_SESSION_IN_USE),
             attach_ctx,
         ]);
     }
     let uuid = m.uuid.clone();
     let vm = &mut st.vms[vi];
-    vm.attachments
-        .retain(|a| !(a.controller == ctl && a.port == port && a.device == device));
+    vm.attachments.retain(elsewhere);
     vm.attachments.push(Attachment {
         controller: ctl.to_string(),
         port,

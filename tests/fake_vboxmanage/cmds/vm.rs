@@ -7,8 +7,8 @@ use std::fs;
 use anyhow::Result;
 
 use super::{
-    abs_path, err, find_vm, long_state, lookup_vm, parse, s, strip_braces, vm_index_any, Lookup,
-    Site, D_INVALID_VM_STATE, D_NOT_FOUND,
+    abs_path, drop_saved_state, err, find_vm, long_state, lookup_vm, parse, s, strip_braces,
+    vm_index_any, Lookup, Site, D_INVALID_VM_STATE, D_MACHINE_LOCKED, D_NOT_FOUND,
 };
 use crate::info;
 use crate::model::{is_uuid, new_uuid, now_stamp, State, Vm};
@@ -223,8 +223,11 @@ pub(super) fn unregistervm(st: &mut State, args: &[String]) -> Out {
     let vm = st.vms[vi].clone();
     if vm.session.is_some() || info::is_online(&vm.state) {
         return err(vec![
-            format!("Cannot unregister the machine '{}' while it is locked", vm.name),
-            s("Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports"),
+            format!(
+                "Cannot unregister the machine '{}' while it is locked",
+                vm.name
+            ),
+            s(D_MACHINE_LOCKED),
             format!("Context: {}", UNREGISTERVM.lock),
         ]);
     }
@@ -312,15 +315,7 @@ pub(super) fn discardstate(st: &mut State, args: &[String]) -> Out {
             s("Context: \"DiscardSavedState(true)\" at line 1274 of file VBoxManageMisc.cpp"),
         ]);
     }
-    if let Some(f) = vm.state_file.take() {
-        if !vm
-            .snapshots
-            .iter()
-            .any(|s| s.state_file.as_deref() == Some(f.as_str()))
-        {
-            let _ = fs::remove_file(f);
-        }
-    }
+    drop_saved_state(vm);
     vm.state = s(if vm.state == "aborted-saved" {
         "aborted"
     } else {
