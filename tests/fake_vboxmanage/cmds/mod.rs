@@ -1,9 +1,10 @@
 //! The VBoxManage commands the fake models. `dispatch` hands each call to its
 //! command's module; this module holds what those share: RTGetOpt-style
 //! argument parsing, the VM lookup with VirtualBox's "not found" and "limited"
-//! errors, machine-state names and path resolution. A command the fake does
-//! not model exits 2 (`unsupported`, so tests notice); a word that is no
-//! VBoxManage command at all gets real VBoxManage's usage text.
+//! errors, machine-state names, saved-state cleanup and path resolution. A
+//! command the fake does not model exits 2 (`unsupported`, so tests notice);
+//! a word that is no VBoxManage command at all gets real VBoxManage's usage
+//! text.
 
 mod list;
 mod media;

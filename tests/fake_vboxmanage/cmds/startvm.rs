@@ -1,7 +1,8 @@
 //! `startvm <vm> [--type gui|separate|headless|sdl]`: refuses a machine that
-//! is locked or not powered off/saved, fails as VirtualBox's VM process does
-//! when a disk file is missing, and otherwise leaves the VM running with the
-//! front end's session name (its saved state consumed).
+//! has a session or is not at rest (off, saved, aborted, teleported), fails as
+//! VirtualBox's VM process does when a disk file is missing, and otherwise
+//! leaves the VM running with the front end's session name (its saved state
+//! consumed).
 
 use super::media::missing_file;
 use super::{drop_saved_state, err, find_vm, is_offline_stable, parse, s, Site, D_MACHINE_LOCKED};
