@@ -5,7 +5,7 @@
 # dialog). Writes vblaunchw's pid to $CASE_DIR/pid and its exit code to $CASE_DIR/exit.
 set -u
 D=target/cargo-win/x86_64-pc-windows-gnu/debug
-F="wine $D/vblaunch-fake-vboxmanage.exe"
+F="wine $D/examples/vblaunch-fake-vboxmanage.exe"
 W="Z:$(pwd)/$CASE_DIR"; W=$(printf '%s' "$W" | tr / '\\')
 case "$1" in
   not-registered) ;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gui-shots.sh — vblaunchw.exe's windows under Wine on an Xvfb display (root;
-# after `cargo-win test` or `cargo-win build --bin vblaunchw --bin
-# vblaunch-fake-vboxmanage`). For each case it starts vblaunchw.exe against the
+# it first builds vblaunchw.exe and the fake VBoxManage, a Cargo example, with
+# `cargo-win build`). For each case it starts vblaunchw.exe against the
 # fake VBoxManage, waits until a window titled "<VM> — vblaunch" appears in the
 # X window tree, fails unless it is there and no other program's window (a
 # console) is, and saves target/gui-shots/<case>.png and <case>/windows.txt.
@@ -12,6 +12,7 @@ OUT=target/gui-shots
 DISP=${GUI_SHOTS_DISPLAY:-97}
 command -v Xvfb >/dev/null && command -v xwininfo >/dev/null ||
     { echo "gui-shots: needs Xvfb and xwininfo (x11-utils)" >&2; exit 1; }
+bash .ci/cargo-win build --locked --bin vblaunchw --example vblaunch-fake-vboxmanage
 rm -rf "$OUT"; mkdir -p "$OUT/fb"
 Xvfb ":$DISP" -ac -listen tcp -nolisten unix -fbdir "$OUT/fb" -screen 0 1024x640x24 \
     >"$OUT/xvfb.log" 2>&1 &
@@ -24,7 +25,7 @@ shot() { # shot CASE VM
     local name=$1 vm=$2 dir=$OUT/$1 job found=
     mkdir -p "$dir/vbox"
     local fake data vbox
-    fake=Z:$(pwd -P)/target/cargo-win/x86_64-pc-windows-gnu/debug/vblaunch-fake-vboxmanage.exe
+    fake=Z:$(pwd -P)/target/cargo-win/x86_64-pc-windows-gnu/debug/examples/vblaunch-fake-vboxmanage.exe
     data=Z:$(pwd -P)/$dir/data vbox=Z:$(pwd -P)/$dir/vbox
     VBLAUNCH_VBOXMANAGE=${fake//\//\\} VBLAUNCH_DATA_DIR=${data//\//\\} VBOX_USER_HOME=${vbox//\//\\} \
     CASE_DIR=$dir CARGO_WIN_KEEP_WINE=1 \

@@ -44,10 +44,10 @@ fi
 
 # 2. release binaries
 say "cargo build --release"
-cargo build --release --bin vblaunch --bin vblaunch-fake-vboxmanage >&2
+cargo build --release --bin vblaunch --example vblaunch-fake-vboxmanage >&2
 target=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 VBLAUNCH=$target/release/vblaunch
-FAKE=$target/release/vblaunch-fake-vboxmanage
+FAKE=$target/release/examples/vblaunch-fake-vboxmanage
 
 # 3. real VirtualBox
 real_args=()

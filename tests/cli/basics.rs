@@ -134,7 +134,7 @@ fn finds_vboxmanage_through_vbox_msi_install_path() {
     let w = World::fake();
     let dir = w.path("Oracle VirtualBox");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(FAKE, dir.join("VBoxManage.exe")).unwrap();
+    std::fs::copy(fake_vboxmanage(), dir.join("VBoxManage.exe")).unwrap();
     // As the installer sets it: with a trailing backslash, possibly several dirs.
     let msi = format!("C:\\does-not-exist\\;{}\\", dir.display());
     let empty = std::ffi::OsString::new();

@@ -15,7 +15,7 @@ fn a_name_outside_the_ansi_code_page_is_read_from_the_settings_file() {
     let w = World::fake();
     let vm = w.create_vm_at(NAME, "vms/Jürgen 開発 dir", "Dïsk 開発.vdi", 8);
     // What the fake (like VBoxManage) prints, as bytes.
-    let mut c = std::process::Command::new(FAKE);
+    let mut c = std::process::Command::new(fake_vboxmanage());
     w.base_env_pub(&mut c);
     let raw = c
         .env("LC_ALL", "C.UTF-8")

@@ -8,11 +8,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const RECORDED_ROOT: &str = "/home/user/vbox";
+use crate::support::fake_vboxmanage;
 
-fn fake_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_vblaunch-fake-vboxmanage")
-}
+const RECORDED_ROOT: &str = "/home/user/vbox";
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -41,7 +39,7 @@ impl Fake {
         self.dir.path().join("home")
     }
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(fake_bin());
+        let mut c = Command::new(fake_vboxmanage());
         c.env_clear()
             .env("VBOX_USER_HOME", self.home())
             .env("LC_ALL", "C.UTF-8")
@@ -376,7 +374,7 @@ fn version_and_unsupported() {
 
 #[test]
 fn vbox_user_home_is_required() {
-    let o = Command::new(fake_bin())
+    let o = Command::new(fake_vboxmanage())
         .env_clear()
         .args(["list", "vms"])
         .output()

@@ -559,7 +559,7 @@ fn running_virtualbox_is_refused_with_no_wait_and_waited_for_otherwise() {
         .env("XDG_CONFIG_HOME", w.path("config"))
         .env("XDG_DATA_HOME", w.path("data"))
         .env("VBOX_USER_HOME", w.path("vbox"))
-        .env("VBLAUNCH_VBOXMANAGE", FAKE)
+        .env("VBLAUNCH_VBOXMANAGE", fake_vboxmanage())
         .args(["fold", "G"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -923,7 +923,7 @@ fn a_missing_front_end_is_refused_before_anything_changes() {
     let install = w.path("install");
     std::fs::create_dir_all(&install).unwrap();
     let exe = install.join("VBoxManage");
-    std::fs::copy(FAKE, &exe).unwrap();
+    std::fs::copy(fake_vboxmanage(), &exe).unwrap();
     std::fs::write(install.join("VBoxSVC"), "").unwrap();
     std::fs::write(install.join("VBoxHeadless"), "").unwrap();
     let r = w.vblaunch(&[OsStr::new("--vboxmanage"), exe.as_os_str(), OsStr::new("F")]);

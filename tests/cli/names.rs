@@ -190,7 +190,7 @@ fn fake_cuts_its_output_off_under_a_non_utf8_locale_like_real_vboxmanage() {
     let vm = w.create_vm_at("Plain", FOLDER, "plain.vdi", 8);
     w.create_vm(NAME, 8);
     let fake = |args: &[&str]| {
-        let mut c = Command::new(FAKE);
+        let mut c = Command::new(fake_vboxmanage());
         w.base_env_pub(&mut c);
         c.env("LC_ALL", "C").args(args);
         c.output().unwrap()
@@ -220,7 +220,7 @@ fn fake_launch_with_wait_on_a_non_ascii_vm() {
     w.write_config("wait = true\nfold_on_exit = true\nwait_poll_ms = 20\n");
     let mut cmd = Command::new(VBLAUNCH);
     w.base_env_pub(&mut cmd);
-    cmd.env("VBLAUNCH_VBOXMANAGE", FAKE)
+    cmd.env("VBLAUNCH_VBOXMANAGE", fake_vboxmanage())
         .env("LC_ALL", "C")
         .arg(NAME)
         .stdin(Stdio::null())

@@ -39,7 +39,7 @@ fn spawn_until_in(
         cmd.process_group(0);
     }
     w.base_env_pub(&mut cmd);
-    cmd.env("VBLAUNCH_VBOXMANAGE", FAKE);
+    cmd.env("VBLAUNCH_VBOXMANAGE", fake_vboxmanage());
     if let Some(p) = extra_path {
         let path = format!(
             "{}:{}",

@@ -7,12 +7,82 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use vblaunch::vbox::media::{self, Medium};
 use vblaunch::vbox::vminfo::{self, VmInfo};
 
-pub const FAKE: &str = env!("CARGO_BIN_EXE_vblaunch-fake-vboxmanage");
 pub const VBLAUNCH: &str = env!("CARGO_BIN_EXE_vblaunch");
+
+/// How to build the fake, for the messages below.
+const BUILD_FAKE: &str = "build it with `cargo build --example vblaunch-fake-vboxmanage` \
+(with the tests' --release/--target, if any; a plain `cargo test` builds it, \
+`cargo test NAME` and `cargo test --test cli` do not)";
+
+/// The fake VBoxManage (tests/fake_vboxmanage). It is a Cargo example, so
+/// that release builds and `cargo install` leave it out; cargo builds it into
+/// `<target>/<profile>/examples/`, next to this test binary's
+/// `<target>/<profile>/deps/`. Missing, or older than one of its own sources
+/// (the files under tests/ its dep-info names: its modules and the fixtures
+/// it includes; it does not use the library), it fails the test, saying how
+/// to build it: a filtered `cargo test` does not build examples, and must not
+/// run a stale fake.
+pub fn fake_vboxmanage() -> &'static Path {
+    static FAKE: OnceLock<PathBuf> = OnceLock::new();
+    FAKE.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let examples = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lies in <target>/<profile>/deps")
+            .join("examples");
+        let name = "vblaunch-fake-vboxmanage";
+        let fake = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        let Ok(built) = std::fs::metadata(&fake).and_then(|m| m.modified()) else {
+            panic!("no fake VBoxManage at {}: {BUILD_FAKE}", fake.display());
+        };
+        let dep_info = std::fs::read_to_string(examples.join(format!("{name}.d")));
+        let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        if let Some(src) = dep_info.ok().and_then(|d| newer_source(&d, &own, built)) {
+            panic!(
+                "the fake VBoxManage {} is older than {}: {BUILD_FAKE}",
+                fake.display(),
+                src.display()
+            );
+        }
+        fake
+    })
+}
+
+/// The first source under `dir` listed in a Makefile-style dep-info text
+/// (`target: src src…`, a space in a path written `\ `) that changed after
+/// `built`.
+fn newer_source(dep_info: &str, dir: &Path, built: SystemTime) -> Option<PathBuf> {
+    let first = dep_info.lines().next()?;
+    let (_, sources) = first.split_once(": ")?;
+    let mut paths = vec![String::new()];
+    let mut chars = sources.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => paths.last_mut()?.push(chars.next()?),
+            ' ' => paths.push(String::new()),
+            c => paths.last_mut()?.push(c),
+        }
+    }
+    paths
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .find(|p| {
+            // A source that cannot be read any more is not counted: cargo will
+            // rebuild when the files that named it change.
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > built)
+        })
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Backend {
@@ -118,7 +188,7 @@ impl World {
 
     pub fn vboxmanage_exe(&self) -> PathBuf {
         match &self.backend {
-            Backend::Fake => PathBuf::from(FAKE),
+            Backend::Fake => fake_vboxmanage().to_path_buf(),
             Backend::Real(p) => p.clone(),
         }
     }
