@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use super::{join_paths, Fix, Target};
+use super::checks::{join_paths, Fix};
+use super::facts::Target;
 use crate::exit::{fail, Code};
 use crate::vbox::{VBoxManage, VmInfo};
 use crate::Context;
