@@ -575,3 +575,67 @@ fn vdi_ids(path: &Path) -> Option<VdiIds> {
     let parent = (parent != "00000000-0000-0000-0000-000000000000").then_some(parent);
     Some((uuid(0x188), parent))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture;
+
+    #[test]
+    fn the_recorded_long_list_names_an_inaccessible_vms_settings_file() {
+        // Fixture 43: `list vms --long` of a VM VirtualBox cannot load.
+        assert_eq!(
+            parse_long_vms(&fixture("43-regmissing-list-vms-long.stdout")),
+            [(
+                "18580ff3-3d30-4242-b9bf-6fe37f9ff5f1".to_string(),
+                PathBuf::from("/home/user/vbox/vms/TestVM/TestVM.vbox")
+            )]
+        );
+        assert!(parse_long_vms("UUID: 1\nName: x\n").is_empty());
+    }
+
+    /// A file with a VDI header naming `uuid` (bytes as VirtualBox stores
+    /// them: the first three fields little-endian) and a parent.
+    fn header(uuid: [u8; 16], parent: [u8; 16]) -> Vec<u8> {
+        let mut h = vec![0u8; 0x200];
+        h[0x40..0x44].copy_from_slice(&[0x7f, 0x10, 0xda, 0xbe]);
+        h[0x188..0x198].copy_from_slice(&uuid);
+        h[0x1a8..0x1b8].copy_from_slice(&parent);
+        h
+    }
+
+    #[test]
+    fn vdi_headers_and_folders_are_read_once_into_files() {
+        let d = tempfile::tempdir().unwrap();
+        let id = [
+            0x04, 0x03, 0x02, 0x01, 0x06, 0x05, 0x08, 0x07, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
+            0x0f, 0x10,
+        ];
+        let diff = d.path().join("{diff}.vdi");
+        std::fs::write(&diff, header(id, id)).unwrap();
+        let base = d.path().join("BASE.VDI");
+        std::fs::write(&base, header(id, [0; 16])).unwrap();
+        std::fs::write(d.path().join("short.vdi"), b"not a header").unwrap();
+        std::fs::write(d.path().join("notes.txt"), b"").unwrap();
+        let mut files = Files::default();
+        files.list(d.path());
+        let listed: Vec<String> = files
+            .vdis(d.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(listed, ["BASE.VDI", "short.vdi", "{diff}.vdi"]);
+        let uuid = "01020304-0506-0708-090a-0b0c0d0e0f10".to_string();
+        assert_eq!(files.vdi(&diff), Some(&(uuid.clone(), Some(uuid.clone()))));
+        assert_eq!(files.vdi(&base), Some(&(uuid, None)));
+        assert_eq!(files.vdi(&d.path().join("short.vdi")), None);
+        assert_eq!(files.size(&diff), Some(0x200));
+        assert!(files.is_file(&diff));
+        // Never looked at: absent.
+        assert_eq!(files.size(&d.path().join("notes.txt")), None);
+        assert!(files.vdis(&d.path().join("elsewhere")).is_empty());
+        files.probe(&d.path().join("gone.vdi"));
+        let gone = &files.files[&d.path().join("gone.vdi")];
+        assert_eq!(*gone, FileFacts::default());
+    }
+}

@@ -295,3 +295,47 @@ fn back_up(file: &Path, dir: &Path) -> Result<PathBuf> {
     crate::state::write_atomic(&to, &data)?;
     Ok(to)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_fix_says_what_it_will_change_before_asking() {
+        let t = Target {
+            label: "Dev Box".into(),
+            uuid: Some("u".into()),
+            cfg: Some(PathBuf::from("/vms/Dev Box/Dev Box.vbox")),
+            access_error: None,
+        };
+        let tmp = PathBuf::from("/vms/Dev Box/Dev Box.vbox-tmp");
+        assert_eq!(
+            describe(&Fix::MoveTmp { tmp }, &t),
+            "move the half-written /vms/Dev Box/Dev Box.vbox-tmp into vblaunch's settings \
+             backups (nothing is deleted)"
+        );
+        let one = vec![PathBuf::from("/s/{a}.vdi")];
+        let two = vec![PathBuf::from("/s/{a}.vdi"), PathBuf::from("/s/{b}.vdi")];
+        assert!(describe(&Fix::OpenMedia { paths: one }, &t).starts_with(
+            "back up /vms/Dev Box/Dev Box.vbox, open /s/{a}.vdi with VirtualBox so that its \
+             media registry holds it again"
+        ));
+        assert!(describe(&Fix::OpenMedia { paths: two }, &t)
+            .contains("open /s/{a}.vdi, /s/{b}.vdi with VirtualBox so that its media registry holds them again"));
+        let relink = Fix::Relink {
+            controller: "SATA".into(),
+            port: 1,
+            device: 0,
+            orphan: PathBuf::from("/s/{o}.vdi"),
+            missing: "m".into(),
+        };
+        assert!(describe(&relink, &t)
+            .contains("attach /s/{o}.vdi (the VM's real current state) to slot SATA-1-0 in place of the missing image {m}"));
+        let restore = Fix::RestoreSettings {
+            from: PathBuf::from("/b/Dev Box.vbox"),
+        };
+        assert!(describe(&restore, &t)
+            .starts_with("back up /vms/Dev Box/Dev Box.vbox and put /b/Dev Box.vbox in its place"));
+        assert!(describe(&Fix::Fold, &t).starts_with("finish the interrupted run"));
+    }
+}
