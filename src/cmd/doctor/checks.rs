@@ -1453,6 +1453,12 @@ mod tests {
         PathBuf::from("/vms/R/R.vbox")
     }
 
+    /// Its Snapshots folder, joined as the settings parser joins it (so
+    /// that it displays the same on Windows).
+    fn snap47() -> PathBuf {
+        cfg47().with_file_name("Snapshots")
+    }
+
     fn settings47_without_lost() -> String {
         let needle = format!("<HardDisk uuid=\"{{{LOST47}}}\"");
         fixture("47-real-settings.vbox")
@@ -1524,7 +1530,7 @@ mod tests {
             )),
             "{c:?}"
         );
-        let file = PathBuf::from(format!("/vms/R/Snapshots/{{{LOST47}}}.vdi"));
+        let file = snap47().join(format!("{{{LOST47}}}.vdi"));
         assert!(
             c.evidence
                 .ends_with(&format!("whose files still exist: {}", file.display())),
@@ -1545,7 +1551,7 @@ mod tests {
     #[test]
     fn a_lost_image_under_another_name_is_found_by_its_header() {
         let mut f = inaccessible47();
-        let folder = PathBuf::from("/vms/R/Snapshots");
+        let folder = snap47();
         let by_name = folder.join(format!("{{{LOST47}}}.vdi"));
         let renamed = folder.join("copy.vdi");
         let file = f.files.files.remove(&by_name).unwrap();
@@ -1563,7 +1569,7 @@ mod tests {
     #[test]
     fn a_lost_image_nowhere_on_disk_names_the_backup_to_restore() {
         let mut f = inaccessible47();
-        let folder = PathBuf::from("/vms/R/Snapshots");
+        let folder = snap47();
         let by_name = folder.join(format!("{{{LOST47}}}.vdi"));
         f.files.files.remove(&by_name);
         f.files
@@ -1573,11 +1579,18 @@ mod tests {
             .retain(|p| *p != by_name);
         let c = one(&f, "VM registered and accessible");
         assert_eq!(c.level, Level::Fail);
-        assert!(c.evidence.contains(&format!("Disk image(s) {{{LOST47}}} are neither in VirtualBox's media registry nor in /vms/R/Snapshots")), "{c:?}");
+        assert!(
+            c.evidence.contains(&format!(
+                "Disk image(s) {{{LOST47}}} are neither in VirtualBox's media registry nor in {}",
+                snap47().display()
+            )),
+            "{c:?}"
+        );
         let r = c.recovery.as_deref().unwrap();
         assert!(
             r.starts_with(&format!(
-                "restore {{{LOST47}}}.vdi from your backup into /vms/R/Snapshots"
+                "restore {{{LOST47}}}.vdi from your backup into {}",
+                snap47().display()
             )),
             "{r}"
         );
@@ -1591,7 +1604,7 @@ mod tests {
     #[test]
     fn a_good_settings_copy_is_offered_for_a_lost_image() {
         let mut f = inaccessible47();
-        let folder = PathBuf::from("/vms/R/Snapshots");
+        let folder = snap47();
         let by_name = folder.join(format!("{{{LOST47}}}.vdi"));
         f.files.files.remove(&by_name);
         f.files
@@ -1658,16 +1671,12 @@ mod tests {
         assert_eq!(good_settings_copy(&f, &cfg), None);
         f.files.files.insert(base, kept);
         // An image in the Snapshots folder it does not know.
-        let stray = PathBuf::from("/vms/R/Snapshots/stray.vdi");
+        let stray = snap47().join("stray.vdi");
         f.files.files.insert(
             stray.clone(),
             vdi(1, "0badf00d-0000-4000-8000-000000000000", None),
         );
-        f.files
-            .folders
-            .get_mut(Path::new("/vms/R/Snapshots"))
-            .unwrap()
-            .push(stray);
+        f.files.folders.get_mut(&snap47()).unwrap().push(stray);
         assert_eq!(good_settings_copy(&f, &cfg), None);
     }
 
@@ -1692,7 +1701,7 @@ mod tests {
             text: Some(fixture("47-real-settings.vbox")),
         }];
         f.files.files.insert(
-            PathBuf::from(format!("/vms/R/Snapshots/{{{LOST47}}}.vdi")),
+            snap47().join(format!("{{{LOST47}}}.vdi")),
             vdi(1, LOST47, Some(PARENT47)),
         );
         assert!(matches!(
