@@ -30,6 +30,8 @@ mod tests {
 
     #[test]
     fn sizes() {
+        assert_eq!(human(0), "0 KiB");
+        assert_eq!(human(1536), "2 KiB");
         assert_eq!(human(512 << 10), "512 KiB");
         assert_eq!(human(12 << 20), "12.0 MiB");
         assert_eq!(human(3 << 29), "1.5 GiB");

@@ -146,7 +146,7 @@ pub fn exit_fold(ctx: &Context, uuid: &str) -> Result<bool> {
     let session = open::open(ctx, uuid)?;
     let LockedVm { vm, media, eff, .. } = &session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let policy = policy(eff, &now, false);
+    let policy = plan::Policy::of(eff, &now, false);
     let plan = match plan::plan_exit_fold(vm, media, &policy, &crate::vbox::file_exists) {
         Ok(p) => p,
         Err(r) if r.code() == Code::VmState || policy.keep > 1 => {
@@ -197,16 +197,6 @@ pub fn exit_fold(ctx: &Context, uuid: &str) -> Result<bool> {
     );
     hook_warn(eff, hooks::Event::AfterFold, &h);
     Ok(true)
-}
-
-/// The planning policy for a run of `eff`'s settings and the command line.
-fn policy<'a>(eff: &'a crate::config::Effective, now: &'a str, adopt: bool) -> plan::Policy<'a> {
-    plan::Policy {
-        snapshot_name: &eff.snapshot_name,
-        keep: eff.keep,
-        adopt,
-        now_iso8601: now,
-    }
 }
 
 /// What executing a plan left behind, and the caller's check on it.
@@ -365,7 +355,7 @@ pub fn fold(ctx: &Context, session: &LockedVm, start: Start) -> Result<Option<ho
         vb, vm, media, eff, ..
     } = session;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let policy = policy(eff, &now, ctx.global.adopt);
+    let policy = plan::Policy::of(eff, &now, ctx.global.adopt);
     report_interrupted_run(ctx, vm);
     warn_of_known_bugs(ctx);
     let plan = plan::plan(vm, media, &policy, &crate::vbox::file_exists)?;
@@ -564,11 +554,7 @@ fn record_own(
 
 /// `<VM>.vbox-tmp`: VirtualBox's half-written settings after an interrupted save.
 pub fn leftover_settings(vm: &VmInfo) -> Option<std::path::PathBuf> {
-    let cfg = vm.cfg_file.as_ref()?;
-    let mut name = cfg.file_name()?.to_os_string();
-    name.push("-tmp");
-    let tmp = cfg.with_file_name(name);
-    tmp.exists().then_some(tmp)
+    crate::vbox::settings::leftover_tmp(vm.cfg_file.as_deref()?)
 }
 
 /// Before any change: the program VirtualBox starts the VM with is

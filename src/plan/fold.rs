@@ -33,6 +33,19 @@ pub struct Policy<'a> {
     pub now_iso8601: &'a str,
 }
 
+impl<'a> Policy<'a> {
+    /// The policy of a VM's settings (`keep` and the name as the Context
+    /// decided them), taking `now` as the marker's time.
+    pub fn of(eff: &'a crate::config::Effective, now: &'a str, adopt: bool) -> Policy<'a> {
+        Policy {
+            snapshot_name: &eff.snapshot_name,
+            keep: eff.keep,
+            adopt,
+            now_iso8601: now,
+        }
+    }
+}
+
 /// The hard disks attached to the VM (current state), with their chains checked.
 pub fn check_disks(
     vm: &VmInfo,

@@ -360,6 +360,16 @@ pub fn read(path: &Path) -> Result<Settings, String> {
     parse(&text, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// `<cfg>-tmp`, if it exists: the new settings file VirtualBox writes next
+/// to the old one and renames over it; one left behind is an interrupted
+/// (or failed) save.
+pub fn leftover_tmp(cfg: &Path) -> Option<PathBuf> {
+    let mut name = cfg.file_name()?.to_os_string();
+    name.push("-tmp");
+    let tmp = cfg.with_file_name(name);
+    tmp.exists().then_some(tmp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
