@@ -1270,6 +1270,20 @@ mod tests {
     }
 
     #[test]
+    fn an_inaccessible_vm_is_refused_by_uuid() {
+        let mut t = chain(&["current"]);
+        t.vm.accessible = false;
+        let r = run(&t).unwrap_err();
+        assert_eq!(
+            r,
+            Refusal::Inaccessible {
+                uuid: "vm-uuid".into()
+            }
+        );
+        assert_eq!(r.code(), Code::VmNotFound);
+    }
+
+    #[test]
     fn a_missing_diff_file_is_refused_naming_its_path() {
         let t = chain(&["current"]);
         let r = plan(&t.vm, &t.media, &policy(), &|p| !p.ends_with("d0.vdi")).unwrap_err();

@@ -379,4 +379,54 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn restore_refuses_what_it_cannot_do_safely_naming_the_snapshot() {
+        // No vblaunch snapshot at all.
+        let (v, m) = vm(&[("mine", false)]);
+        let e = plan_restore(&v, &m, "current", "current", &mb).unwrap_err();
+        assert_eq!(e, Refusal::NoRestorePoints { vm: "Dev".into() });
+        assert_eq!(e.code(), Code::Refused);
+        // The current snapshot is the user's, on top of vblaunch's newest.
+        let (v, m) = vm(&[("current", true), ("mine", false)]);
+        let e = plan_restore(&v, &m, "current", "current", &mb).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::RestoreCurrentNotNewest {
+                vm: "Dev".into(),
+                newest: "'current' {s0}".into()
+            }
+        );
+        // Restored by hand to vblaunch's older snapshot: the user's snapshot
+        // below the newest one would be deleted.
+        let (mut v, m) = vm(&[("previous", true), ("current", true), ("mine", false)]);
+        v.current_snapshot = Some("s1".into());
+        let e = plan_restore(&v, &m, "current", "current", &mb).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::UserSnapshotBelow {
+                snapshot: "'mine' {s2}".into()
+            }
+        );
+        // An own snapshot on another branch (not below the newest one).
+        let (mut v, m) = vm(&[("previous", true), ("current", true)]);
+        v.snapshots.push(Snapshot {
+            name: "old".into(),
+            uuid: "s9".into(),
+            description: Some(crate::snapshots::description("2026-11-01T06:00:00Z")),
+            node: String::new(),
+            parent: Some(0),
+            children: vec![],
+        });
+        v.snapshots[0].children.push(2);
+        let e = plan_restore(&v, &m, "current", "current", &mb).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::OwnOnBranch {
+                vm: "Dev".into(),
+                snapshot: "'old' {s9}".into()
+            }
+        );
+        assert!(e.to_string().contains("another branch"), "{e}");
+    }
 }
