@@ -4,6 +4,18 @@
 //! that runs vblaunch) must be able to tell one failure from another, the
 //! error chain carries a [`Failure`] whose [`Code`] becomes the exit status.
 //! Anything without one exits with [`Code::Internal`].
+//!
+//! The error vocabulary, top to bottom:
+//! - an `anyhow::Error` carrying a [`Failure`] ends a run: its code is the
+//!   exit status, its chain the message; a typed detail (a VBoxManage
+//!   call's [`crate::vbox::errors::CallError`], a [`crate::process::RunError`])
+//!   rides along for callers that must tell failures apart;
+//! - a planner's [`crate::plan::Refusal`] is a typed value with its code;
+//!   `?` turns it into such an error (it is no `std::error::Error`, so it
+//!   cannot reach anyhow without its code);
+//! - a `Result<_, String>` is only a reason that becomes a clause of a
+//!   message ("why this path is not writable", "what the settings file does
+//!   not confirm"), never an error that ends a run by itself.
 use std::fmt;
 
 /// Exit statuses, documented in `--help` and the README. Stable: scripts rely on them.

@@ -4,7 +4,7 @@
 //! `after_start`, `after_exit`. Each is an argv array, never a shell string
 //! (write `["sh", "-c", "…"]` to get a shell). Each gets `VBLAUNCH_VM`,
 //! `VBLAUNCH_VM_UUID`, `VBLAUNCH_VM_DIR`, `VBLAUNCH_BASE_DISKS` (paths joined
-//! with the OS path-list separator; see [`env`] for the forms that survive a
+//! with the OS path-list separator; see [`env()`] for the forms that survive a
 //! path containing it) and `VBLAUNCH_EVENT`, runs with a timeout
 //! (killed with its children when it runs out), and its output goes to the
 //! log. A failing `before_fold` aborts the launch; the others warn. Hooks run

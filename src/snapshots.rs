@@ -146,7 +146,7 @@ pub fn own_snapshots(vm: &VmInfo, snapshot_name: &str, adopt: bool) -> (Vec<usiz
 /// the last being the current state. The chain is matched from its top: a
 /// linked clone's disk, or a disk attached on top of an image that already
 /// had a child, rests on images of another VM below the image its first
-/// snapshot froze (see [`floor`]). None when the chain is shorter than the
+/// snapshot froze (see [`floors`]). None when the chain is shorter than the
 /// path (then sizes are unknown, never guessed).
 pub fn path_diffs<'m>(vm: &VmInfo, media: &'m [Medium]) -> Option<Vec<(usize, Vec<&'m Medium>)>> {
     let path = current_path(vm);

@@ -1,4 +1,4 @@
-//! The engine: applies a plan to a VM. `cmd/` opens the VM ([`open`]),
+//! The engine: applies a plan to a VM. `cmd/` opens the VM ([`mod@open`]),
 //! the planners in [`crate::plan`] decide the steps, and this module runs
 //! them: the before_fold hook, the settings backup, the journal, each
 //! [`Step`] as one VBoxManage call ([`steps`]), then the read-back and the

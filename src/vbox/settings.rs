@@ -16,7 +16,7 @@
 //! current state's hard disk attachments, and the VM's own media registry. The
 //! caller falls back to VirtualBox's live view when the file does not tell
 //! the whole story (an attached image registered elsewhere, an unknown
-//! layout), see [`Complete`].
+//! layout), see [`Settings::complete`].
 use std::path::{Path, PathBuf};
 
 use roxmltree::{Document, Node};
