@@ -1592,6 +1592,20 @@ mod tests {
     }
 
     #[test]
+    fn the_deb_ships_vblaunchw_and_the_template_stays_the_terminal_entry() {
+        let cargo = include_str!("../../Cargo.toml");
+        assert!(cargo.contains(r#"["target/release/vblaunchw", "usr/bin/", "755"]"#));
+        let build = include_str!("../../packaging/build.sh");
+        assert!(build.contains("cargo build --release --locked --bin vblaunch --bin vblaunchw"));
+        let t = include_str!("../../packaging/linux/vblaunch.desktop.template");
+        assert!(
+            t.contains("\nExec=vblaunch --pause-on-error launch "),
+            "{t}"
+        );
+        assert!(t.contains("\nTerminal=true\n"), "{t}");
+    }
+
+    #[test]
     fn programs_are_found_on_path_only_when_executable() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("zenity");

@@ -116,6 +116,9 @@ pub fn render(os: Os, t: &Target) -> (Vec<u8>, bool) {
                 argv: &argv,
                 icon: t.icon.as_deref().unwrap_or("virtualbox"),
                 vm: &t.vm,
+                // vblaunchw shows its own windows; vblaunch needs a terminal.
+                terminal: t.exe.file_name()
+                    != Some(std::ffi::OsStr::new(crate::face::desktop::GUI_BIN)),
             });
             (text.into_bytes(), true)
         }

@@ -488,3 +488,69 @@ fn kdialog_shows_progress_over_qdbus_and_the_failure_with_its_three_buttons() {
         ]
     );
 }
+
+#[test]
+fn the_desktop_entry_needs_no_terminal_when_zenity_can_show_vblaunchw() {
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    let d = Desktop::new(&w, &["zenity"]);
+    let apps = w.path("apps");
+    let bin = d.bin.clone().into_os_string();
+    let r = w.vblaunch_env(
+        &["shortcut", "Dev Box", "--dest", apps.to_str().unwrap()],
+        &[("PATH", bin.as_os_str())],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let file = apps.join("vblaunch-Dev_20Box.desktop");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let gui = std::fs::canonicalize(VBLAUNCH)
+        .unwrap()
+        .with_file_name("vblaunchw");
+    assert!(
+        text.contains(&format!(
+            "\nExec={} --pause-on-error launch -- \"Dev Box\"\n",
+            gui.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("\nTerminal=false\n"), "{text}");
+    validate(&file);
+
+    // Without zenity or kdialog: vblaunch in a terminal, as before.
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    let empty = w.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let apps = w.path("apps");
+    let r = w.vblaunch_env(
+        &["shortcut", "Dev Box", "--dest", apps.to_str().unwrap()],
+        &[("PATH", empty.as_os_str())],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let file = apps.join("vblaunch-Dev_20Box.desktop");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let console = std::fs::canonicalize(VBLAUNCH).unwrap();
+    assert!(
+        text.contains(&format!("\nExec={} --pause-on-error", console.display())),
+        "{text}"
+    );
+    assert!(text.contains("\nTerminal=true\n"), "{text}");
+    validate(&file);
+}
+
+/// desktop-file-validate, where it is installed (CI installs it).
+fn validate(file: &Path) {
+    let Ok(out) = Command::new("desktop-file-validate").arg(file).output() else {
+        if std::env::var_os("VBLAUNCH_REQUIRE_TOOLS").is_some_and(|v| v == "1") {
+            panic!("VBLAUNCH_REQUIRE_TOOLS=1 but desktop-file-validate is not installed");
+        }
+        eprintln!("SKIPPED desktop-file-validate: not installed");
+        return;
+    };
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "desktop-file-validate: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
