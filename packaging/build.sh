@@ -7,7 +7,7 @@
 #                                       to EXE), README, example config, install-shortcut.cmd
 #   packaging/build.sh templates        Homebrew formula and winget manifest, fields filled from Cargo.toml
 #
-# `assets` and `deb` build target/release/vblaunch first.
+# `assets` and `deb` build target/release/vblaunch (and vblaunchw, which the .deb ships) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/packaging
@@ -20,7 +20,7 @@ meta() { # meta FIELD -> value from Cargo.toml via cargo metadata
 }
 
 assets() {
-    cargo build --release --locked --bin vblaunch
+    cargo build --release --locked --bin vblaunch --bin vblaunchw
     local exe=target/release/vblaunch dir=$OUT/assets
     mkdir -p "$dir"
     "$exe" manpage > "$dir/vblaunch.1"

@@ -3,6 +3,11 @@
 //! dialog (with *Retry* where the user can fix it, e.g. by closing
 //! VirtualBox) instead of a console that waits for Enter, and exits with the
 //! same code. What the dialogs say comes from [`crate::face::model`].
+use std::sync::Arc;
+
+#[cfg(not(windows))]
+use crate::face::desktop;
+use crate::face::{Event, Face};
 
 /// `vblaunchw`'s main: run the command line; show a failure in the face's
 /// dialog (with *Retry* where the user can fix it, e.g. by closing
@@ -30,7 +35,8 @@ pub fn gui_main() -> std::process::ExitCode {
         let pause = cli.global.pause_on_error;
         let launch = matches!(cli.command, crate::cli::Command::Launch { .. });
         let global = cli.global.clone();
-        match crate::run(cli) {
+        let face = native_face(&cli, &vm);
+        match crate::run_with(cli, face.clone()) {
             Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(err) => {
                 let code = crate::exit::code_of(&err);
@@ -47,10 +53,17 @@ pub fn gui_main() -> std::process::ExitCode {
                     }
                 }
                 crate::report::report_error(&err);
+                let report = crate::face::model::Report::from_error(&err);
+                if let Some(face) = &face {
+                    face.event(&Event::Failed(report.clone()));
+                    // The user's own Cancel: nothing was changed, nothing to show.
+                    if face.cancelled() {
+                        return std::process::ExitCode::from(code.as_u8());
+                    }
+                }
                 if !pause && !cfg!(windows) {
                     return std::process::ExitCode::from(code.as_u8());
                 }
-                let report = crate::face::model::Report::from_error(&err);
                 let log = crate::logging::log_file_path().display().to_string();
                 let dialog = crate::face::model::failure_dialog(&vm, &report, &log);
                 if show_failure(&dialog) == Choice::Retry {
@@ -61,6 +74,25 @@ pub fn gui_main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// The face of a launch (or fold) from a Linux desktop: zenity's or
+/// kdialog's windows when there are ([`desktop`]); else None, the console.
+#[cfg(not(windows))]
+fn native_face(cli: &crate::cli::Cli, vm: &str) -> Option<Arc<dyn Face>> {
+    use crate::cli::Command;
+    if !matches!(cli.command, Command::Launch { .. } | Command::Fold { .. }) {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let kit = desktop::init(Some(desktop::doctor_argv(&exe, &cli.global, vm)))?;
+    let log = crate::logging::log_file_path().display().to_string();
+    Some(Arc::new(desktop::DesktopFace::new(kit, vm, &log)))
+}
+
+#[cfg(windows)]
+fn native_face(_cli: &crate::cli::Cli, _vm: &str) -> Option<Arc<dyn Face>> {
+    None
 }
 
 /// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
@@ -131,11 +163,18 @@ fn show_native(d: &crate::face::model::FailureDialog) -> Choice {
     }
 }
 
-/// Elsewhere: what `vblaunch --pause-on-error` does (keep a terminal open,
-/// or tell the desktop).
+/// Elsewhere: zenity's or kdialog's dialog ([`desktop`]), or what `vblaunch
+/// --pause-on-error` does (keep a terminal open, or tell the desktop).
 #[cfg(not(windows))]
 fn show_native(d: &crate::face::model::FailureDialog) -> Choice {
     use std::io::IsTerminal;
+    if let Some(kit) = desktop::kit() {
+        return if desktop::show_failure(kit, d) {
+            Choice::Retry
+        } else {
+            Choice::Close
+        };
+    }
     if std::io::stdin().is_terminal() {
         crate::report::pause_for_enter();
     } else {
@@ -150,6 +189,10 @@ fn show_plain(title: &str, text: &str) {
 }
 
 #[cfg(not(windows))]
-fn show_plain(_title: &str, text: &str) {
-    print!("{text}");
+fn show_plain(title: &str, text: &str) {
+    use std::io::IsTerminal;
+    match desktop::kit() {
+        Some(kit) if !std::io::stdout().is_terminal() => desktop::show_info(kit, title, text),
+        _ => print!("{text}"),
+    }
 }

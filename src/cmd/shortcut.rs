@@ -117,6 +117,11 @@ pub fn run(ctx: &Context, args: ShortcutArgs) -> Result<()> {
     let mut exe = own_exe()?;
     if os == Os::Windows {
         exe = crate::face::shortcut_exe(&exe, &|p| p.is_file());
+    } else if os == Os::Linux {
+        // vblaunchw, with no terminal, where zenity or kdialog can show its windows.
+        let path = ctx.env("PATH");
+        let find = |n: &str| crate::face::desktop::on_path(n, path.as_deref());
+        exe = crate::face::desktop::shortcut_exe(&exe, &|p| p.is_file(), &find);
     }
     let target = Target {
         exe,

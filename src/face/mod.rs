@@ -9,6 +9,7 @@
 //! [`model`] (titles, texts, percentages, buttons, whether a window appears
 //! at all), unit-tested on every OS; the native code only draws what the
 //! model says.
+pub mod desktop;
 pub mod model;
 #[cfg(windows)]
 pub mod windows;

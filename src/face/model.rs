@@ -329,11 +329,13 @@ impl Launch {
             })
         };
         let screen = match &self.phase {
+            // No Cancel: the engine asks `Face::cancelled` only while it
+            // waits for VirtualBox, so a Cancel here would not stop the fold.
             Phase::Checking => busy(
                 format!("Preparing {vm}…"),
                 "Checking the VM's snapshots and disks.".to_string(),
                 None,
-                true,
+                false,
             ),
             Phase::Waiting { front_ends } => busy(
                 "Waiting for VirtualBox to close…".to_string(),
@@ -479,6 +481,19 @@ mod tests {
         assert!(p.text.contains("nothing was changed"));
         assert!(p.cancel);
         assert_eq!(p.percent, None);
+    }
+
+    #[test]
+    fn cancel_is_offered_only_while_waiting_for_virtualbox() {
+        // The engine stops for Cancel only in its wait for VirtualBox.
+        let mut l = Launch::new("Dev Box", LOG);
+        assert!(!progress(l.screen(at(1500))).cancel, "checking");
+        l.apply(&Event::WaitingForVirtualBox {
+            front_ends: "VirtualBox (pid 7)".into(),
+        });
+        assert!(progress(l.screen(at(1600))).cancel, "waiting");
+        l.apply(&Event::VirtualBoxClosed);
+        assert!(!progress(l.screen(at(1700))).cancel, "checking again");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! freedesktop.org `.desktop` entries (Desktop Entry Specification 1.5).
-//! The entry opens a terminal (`Terminal=true`), so a failed launch stays on
-//! screen: vblaunch is called with `--pause-on-error`.
+//! vblaunch is called with `--pause-on-error`, so a failed launch stays on
+//! screen: the entry that starts `vblaunch` opens a terminal
+//! (`Terminal=true`); the one that starts `vblaunchw` (made where zenity or
+//! kdialog can show its windows, see `face::desktop`) needs none.
 
 /// Quote one argument for `Exec=` per the spec: arguments with reserved
 /// characters go in double quotes, inside which `"`, `` ` ``, `$` and `\` are
@@ -49,6 +51,8 @@ pub struct Entry<'a> {
     pub argv: &'a [&'a str],
     pub icon: &'a str,
     pub vm: &'a str,
+    /// Whether the program needs a terminal (the console `vblaunch`).
+    pub terminal: bool,
 }
 
 pub fn render(e: &Entry<'_>) -> String {
@@ -66,13 +70,14 @@ pub fn render(e: &Entry<'_>) -> String {
          Comment={}\n\
          Exec={}\n\
          Icon={}\n\
-         Terminal=true\n\
+         Terminal={}\n\
          Categories=System;Emulator;\n\
          X-Vblaunch-VM={}\n",
         value(e.name),
         value(e.comment),
         value(&exec),
         value(e.icon),
+        e.terminal,
         value(e.vm)
     )
 }
@@ -161,6 +166,7 @@ mod tests {
                 argv: &argv,
                 icon: "virtualbox",
                 vm: name,
+                terminal: true,
             });
             let exec = text.lines().find_map(|l| l.strip_prefix("Exec=")).unwrap();
             assert_eq!(parse_exec(exec), argv, "{exec}");
@@ -175,6 +181,7 @@ mod tests {
             argv: &["/usr/bin/vblaunch", "launch", "Dev Box"],
             icon: "virtualbox",
             vm: "Dev Box",
+            terminal: true,
         });
         assert!(text.starts_with("[Desktop Entry]\nType=Application\n"));
         assert!(

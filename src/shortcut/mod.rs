@@ -12,6 +12,9 @@ pub mod windows;
 
 use std::path::{Path, PathBuf};
 
+/// The GUI program's file name on Linux and macOS.
+pub const GUI_BIN: &str = "vblaunchw";
+
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +119,8 @@ pub fn render(os: Os, t: &Target) -> (Vec<u8>, bool) {
                 argv: &argv,
                 icon: t.icon.as_deref().unwrap_or("virtualbox"),
                 vm: &t.vm,
+                // vblaunchw shows its own windows; vblaunch needs a terminal.
+                terminal: t.exe.file_name() != Some(std::ffi::OsStr::new(GUI_BIN)),
             });
             (text.into_bytes(), true)
         }

@@ -11,6 +11,8 @@ mod basics;
 mod code_page;
 #[cfg(target_os = "linux")]
 mod crash;
+#[cfg(target_os = "linux")]
+mod desktop;
 #[cfg(unix)]
 mod doctor;
 #[cfg(unix)]

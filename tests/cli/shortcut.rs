@@ -110,7 +110,15 @@ fn linux_desktop_entry_is_valid_and_runs_vblaunch_for_the_vm() {
     let name = "Dev \"Box\" $HOME é";
     w.create_vm(name, 16);
     let dest = w.path("apps");
-    let r = w.vblaunch(&["shortcut", name, "--dest", dest.to_str().unwrap()]);
+    // No zenity or kdialog on PATH: the terminal entry (tests/cli/desktop.rs
+    // has the other one).
+    let empty = w.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = run(
+        &w,
+        &["shortcut", name, "--dest", dest.to_str().unwrap()],
+        &[("PATH", empty.into_os_string())],
+    );
     assert_eq!(r.code, 0, "{r}");
     let file = only_file(&dest);
     assert!(file.to_string_lossy().ends_with(".desktop"));

@@ -7,6 +7,7 @@
 //!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk|stale-settings|misname
 //!   fake fault [--nth N] <cmd words…> real <case>   (a recorded real fault, see faults.rs)
 //!   fake fault [--nth N] <cmd words…> delay <ms>   (answers as of the call's start, <ms> late)
+//!   fake fault [--nth N] <cmd words…> slow <ms>   (its progress `0%...10%...` spread over <ms>)
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
 //!   fake linger on|off   (a power-off leaves the session closing, as real VirtualBox does)
@@ -317,6 +318,7 @@ const ACTIONS: &[&str] = &[
     "stale-settings",
     "misname",
     "delay",
+    "slow",
 ];
 
 fn fault_matches(words: &[String], args: &[String]) -> bool {
@@ -400,6 +402,30 @@ fn fire_fault(
                 .unwrap_or(1000);
             std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok(emit(out))
+        }
+        // A long call the user watches: its progress printed step by step.
+        "slow" => {
+            let out = cmds::dispatch(ctx, &mut st, args)?;
+            persist(state_path, &st, before)?;
+            drop(lock);
+            let ms: u64 = fault
+                .args
+                .first()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(3000);
+            let steps: Vec<&str> = out.stderr.split_inclusive("...").collect();
+            let pause = std::time::Duration::from_millis(ms / steps.len().max(1) as u64);
+            emit(Out {
+                stdout: out.stdout.clone(),
+                ..Out::default()
+            });
+            for step in steps {
+                let mut se = std::io::stderr();
+                let _ = se.write_all(&encoding::current_code_set(step));
+                let _ = se.flush();
+                std::thread::sleep(pause);
+            }
+            Ok(out.code)
         }
         "fail" => {
             persist(state_path, &st, before)?;
@@ -502,7 +528,7 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
                 return Ok(usage(
-                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname|delay)",
+                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname|delay|slow)",
                 ));
             };
             if pos == 0 {
