@@ -157,9 +157,10 @@ pub fn shortcut_exe(
     }
 }
 
-/// `vblaunchw`'s main: run the command line; show a failure in the face's
-/// dialog (with *Retry* where the user can fix it, e.g. by closing
-/// VirtualBox) and exit with the same code as `vblaunch`.
+/// `vblaunchw`'s main: run the command line with the platform's native face
+/// (progress, notification icon); show a failure in the face's dialog (with
+/// *Retry* where the user can fix it, e.g. by closing VirtualBox) and exit
+/// with the same code as `vblaunch`.
 pub fn gui_main() -> std::process::ExitCode {
     use clap::Parser;
     loop {
@@ -176,44 +177,87 @@ pub fn gui_main() -> std::process::ExitCode {
                 return fail_once("vblaunch", &err);
             }
         };
-        let vm = match &cli.command {
-            crate::cli::Command::Launch { vm } | crate::cli::Command::Fold { vm } => vm.clone(),
-            _ => "vblaunch".to_string(),
+        let (vm, shown) = match &cli.command {
+            crate::cli::Command::Launch { vm } | crate::cli::Command::Fold { vm } => {
+                (vm.clone(), true)
+            }
+            _ => ("vblaunch".to_string(), false),
         };
         let pause = cli.global.pause_on_error;
         let launch = matches!(cli.command, crate::cli::Command::Launch { .. });
         let global = cli.global.clone();
-        match crate::run(cli) {
+        let face = if shown {
+            platform_face(&vm, &global)
+        } else {
+            None
+        };
+        let result = crate::run_with(cli, face.clone());
+        let err = match result {
             Ok(()) => return std::process::ExitCode::SUCCESS,
-            Err(err) => {
-                let code = crate::exit::code_of(&err);
-                // A double-click on the shortcut of a VM that vblaunch holds
-                // and that runs is not an error.
-                if launch && code == crate::exit::Code::LockHeld {
-                    let running = vm_is_running(global, &vm);
-                    if let model::SecondLaunch::ShowRunningVm { message } =
-                        model::second_launch(&vm, code, running)
-                    {
-                        log::info!("{message} ({err})");
-                        show_note(&format!("{vm} — vblaunch"), &message);
-                        return std::process::ExitCode::SUCCESS;
-                    }
-                }
-                crate::report_error(&err);
-                if !pause && !cfg!(windows) {
-                    return std::process::ExitCode::from(code.as_u8());
-                }
-                let report = model::Report::from_error(&err);
-                let log = crate::log_file_path().display().to_string();
-                let dialog = model::failure_dialog(&vm, &report, &log);
-                if show_failure(&dialog) == Choice::Retry {
-                    log::info!("retrying at the user's request");
-                    continue;
-                }
-                return std::process::ExitCode::from(code.as_u8());
+            Err(err) => err,
+        };
+        let code = crate::exit::code_of(&err);
+        // The face's windows close before the dialog shows.
+        let cancelled = face.as_ref().is_some_and(|f| f.cancelled());
+        if let Some(f) = &face {
+            f.event(&Event::Failed(model::Report::from_error(&err)));
+        }
+        drop(face);
+        if cancelled && code == crate::exit::Code::VirtualBoxRunning {
+            // The user pressed Cancel while vblaunch waited: nothing changed,
+            // and nothing to explain.
+            log::info!("{err}");
+            return std::process::ExitCode::from(code.as_u8());
+        }
+        // A double-click on the shortcut of a VM that vblaunch holds
+        // and that runs is not an error.
+        if launch && code == crate::exit::Code::LockHeld {
+            let running = vm_is_running(global, &vm);
+            if let model::SecondLaunch::ShowRunningVm { message } =
+                model::second_launch(&vm, code, running)
+            {
+                log::info!("{message} ({err})");
+                show_running_vm(&vm, &message);
+                return std::process::ExitCode::SUCCESS;
             }
         }
+        crate::report_error(&err);
+        if !pause && !cfg!(windows) {
+            return std::process::ExitCode::from(code.as_u8());
+        }
+        let report = model::Report::from_error(&err);
+        let log = crate::log_file_path().display().to_string();
+        let dialog = model::failure_dialog(&vm, &report, &log);
+        if show_failure(&dialog) == Choice::Retry {
+            log::info!("retrying at the user's request");
+            continue;
+        }
+        return std::process::ExitCode::from(code.as_u8());
     }
+}
+
+/// The native face of a launch or fold on this platform (None: the console
+/// face, whose output nobody sees in a GUI program, but the log has it all).
+#[cfg(windows)]
+fn platform_face(vm: &str, global: &crate::cli::Global) -> Option<std::sync::Arc<dyn Face>> {
+    Some(std::sync::Arc::new(windows::WindowsFace::start(vm, global)))
+}
+
+#[cfg(not(windows))]
+fn platform_face(_vm: &str, _global: &crate::cli::Global) -> Option<std::sync::Arc<dyn Face>> {
+    None
+}
+
+/// A second launch of a VM that runs: its VirtualBox window comes to the
+/// front; without one, the note says it runs.
+fn show_running_vm(vm: &str, message: &str) {
+    #[cfg(windows)]
+    if let Some(title) = windows::bring_vm_window_to_front(vm) {
+        log::info!("brought the window '{title}' to the front");
+        let _ = transcript(&format!("{vm} — vblaunch\n\nbrought to the front: {title}"));
+        return;
+    }
+    show_note(&format!("{vm} — vblaunch"), message);
 }
 
 /// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
@@ -258,8 +302,14 @@ fn show_note(title: &str, text: &str) {
     }
 }
 
-/// With `VBLAUNCH_GUI_TRANSCRIPT` set, append a dialog's text to that file
-/// instead of showing it; returns whether it did.
+/// Whether `VBLAUNCH_GUI_TRANSCRIPT` asks for a transcript instead of windows.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn transcript_on() -> bool {
+    std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").is_some_and(|p| !p.is_empty())
+}
+
+/// With `VBLAUNCH_GUI_TRANSCRIPT` set, append what a window shows to that
+/// file instead of showing it; returns whether it did.
 fn transcript(entry: &str) -> bool {
     use std::io::Write;
     let Some(path) = std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").filter(|p| !p.is_empty()) else {
