@@ -7,17 +7,29 @@ set -u
 D=target/cargo-win/x86_64-pc-windows-gnu/debug
 F="wine $D/vblaunch-fake-vboxmanage.exe"
 W="Z:$(pwd)/$CASE_DIR"; W=$(printf '%s' "$W" | tr / '\\')
+vm_with_disk() {
+    $F createvm --name "$1" --ostype Linux_64 --basefolder "$W\\vms" --register
+    $F createmedium disk --filename "$W\\disk\\base.vdi" --size 64
+    $F storagectl "$1" --name SATA --add sata
+    $F storageattach "$1" --storagectl SATA --port 0 --device 0 --type hdd --medium "$W\\disk\\base.vdi"
+}
 case "$1" in
   not-registered) ;;
   start-fails)
-    $F createvm --name "$2" --ostype Linux_64 --basefolder "$W\\vms" --register
-    $F createmedium disk --filename "$W\\disk\\base.vdi" --size 64
-    $F storagectl "$2" --name SATA --add sata
-    $F storageattach "$2" --storagectl SATA --port 0 --device 0 --type hdd --medium "$W\\disk\\base.vdi"
+    vm_with_disk "$2"
     # A lock that stays (vblaunch tries startvm three times on this error).
     for _ in 1 2 3; do
       $F fake fault startvm fail 1 "VBoxManage: error: The machine '$2' is already locked for a session (or being unlocked)"
     done
+    ;;
+  slow-fold)
+    vm_with_disk "$2"
+    # Yesterday's launch (the console program): takes the snapshot 'current'.
+    wine $D/vblaunch.exe launch "$2" || exit 1
+    $F fake set-state "$2" poweroff
+    $F fake session "$2" -
+    # Today's: merging it prints its progress a step every 700 ms (~8 s).
+    $F fake fault snapshot delete slow-progress 700
     ;;
   *) echo "unknown case $1" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
 //!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk|stale-settings|misname
 //!   fake fault [--nth N] <cmd words…> real <case>   (a recorded real fault, see faults.rs)
 //!   fake fault [--nth N] <cmd words…> delay <ms>   (answers as of the call's start, <ms> late)
+//!   fake fault [--nth N] <cmd words…> slow-progress <ms>   (its 0%...10%... one step every <ms>)
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
 //!   fake linger on|off   (a power-off leaves the session closing, as real VirtualBox does)
@@ -317,6 +318,7 @@ const ACTIONS: &[&str] = &[
     "stale-settings",
     "misname",
     "delay",
+    "slow-progress",
 ];
 
 fn fault_matches(words: &[String], args: &[String]) -> bool {
@@ -400,6 +402,38 @@ fn fire_fault(
                 .unwrap_or(1000);
             std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok(emit(out))
+        }
+        // A slow call (a long merge): it works, and prints its progress
+        // (`0%...10%...`) one step every <ms>, as VirtualBox does as it goes.
+        "slow-progress" => {
+            let out = cmds::dispatch(ctx, &mut st, args)?;
+            persist(state_path, &st, before)?;
+            drop(lock);
+            let ms: u64 = fault
+                .args
+                .first()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+            let (progress, rest) = if out.stderr.starts_with("0%") {
+                let end = out.stderr.find('\n').map_or(out.stderr.len(), |i| i + 1);
+                out.stderr.split_at(end)
+            } else {
+                ("", out.stderr.as_str())
+            };
+            let mut so = std::io::stdout();
+            let _ = so.write_all(&encoding::current_code_set(&out.stdout));
+            let _ = so.flush();
+            let mut se = std::io::stderr();
+            for step in progress.split_inclusive("...") {
+                let _ = se.write_all(step.as_bytes());
+                let _ = se.flush();
+                if step.ends_with("...") {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
+            }
+            let _ = se.write_all(&encoding::current_code_set(rest));
+            let _ = se.flush();
+            Ok(out.code)
         }
         "fail" => {
             persist(state_path, &st, before)?;
@@ -502,7 +536,7 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
                 return Ok(usage(
-                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname|delay)",
+                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname|delay|slow-progress)",
                 ));
             };
             if pos == 0 {

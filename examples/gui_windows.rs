@@ -1,0 +1,134 @@
+//! Test helper for the GUI tests under Wine (.ci/gui-shots.sh): reads the
+//! window tree the way a user sees it, and clicks where a user would.
+//!
+//!   gui_windows list [TITLE PART]      every visible top-level window (with
+//!                                      that in its title), then its controls:
+//!                                      class, text, a progress bar's position
+//!   gui_windows click CLASS ID         send WM_COMMAND ID to the (possibly
+//!                                      hidden) top-level window of class CLASS
+//!                                      (a button, or a notification icon's
+//!                                      menu item)
+//!
+//! Windows only; elsewhere it says so.
+#[cfg(windows)]
+fn main() -> std::process::ExitCode {
+    win::main()
+}
+
+#[cfg(not(windows))]
+fn main() -> std::process::ExitCode {
+    eprintln!("gui_windows: Windows only");
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(windows)]
+mod win {
+    use std::process::ExitCode;
+
+    use windows_sys::Win32::Foundation::{HWND, LPARAM};
+    use windows_sys::Win32::UI::WindowsAndMessaging::{
+        EnumChildWindows, EnumWindows, GetClassNameW, GetWindowTextW, IsWindowVisible,
+        PostMessageW, SendMessageW, WM_COMMAND, WM_GETTEXT,
+    };
+
+    const PBM_GETPOS: u32 = 0x0408;
+
+    fn text(h: HWND) -> String {
+        let mut buf = vec![0u16; 4096];
+        // SAFETY: the buffer's length is given.
+        let n = unsafe { GetWindowTextW(h, buf.as_mut_ptr(), buf.len() as i32) }.max(0);
+        String::from_utf16_lossy(&buf[..n as usize])
+    }
+
+    /// A control's text: GetWindowTextW does not read another process's
+    /// controls (an edit box comes back empty), WM_GETTEXT does.
+    fn control_text(h: HWND) -> String {
+        let mut buf = vec![0u16; 16384];
+        // SAFETY: the buffer's length is given; Windows marshals WM_GETTEXT.
+        let n = unsafe { SendMessageW(h, WM_GETTEXT, buf.len(), buf.as_mut_ptr() as LPARAM) };
+        String::from_utf16_lossy(&buf[..(n.max(0) as usize).min(buf.len())])
+    }
+
+    fn class(h: HWND) -> String {
+        let mut buf = vec![0u16; 256];
+        // SAFETY: as above.
+        let n = unsafe { GetClassNameW(h, buf.as_mut_ptr(), buf.len() as i32) }.max(0);
+        String::from_utf16_lossy(&buf[..n as usize])
+    }
+
+    unsafe extern "system" fn push(h: HWND, l: LPARAM) -> i32 {
+        // SAFETY: `l` is the Vec the caller passed; alive during the call.
+        unsafe { (*(l as *mut Vec<HWND>)).push(h) };
+        1
+    }
+
+    fn top_level() -> Vec<HWND> {
+        let mut v: Vec<HWND> = Vec::new();
+        // SAFETY: the callback only pushes into `v`.
+        unsafe { EnumWindows(Some(push), &mut v as *mut _ as LPARAM) };
+        v
+    }
+
+    fn children(h: HWND) -> Vec<HWND> {
+        let mut v: Vec<HWND> = Vec::new();
+        // SAFETY: as above.
+        unsafe { EnumChildWindows(h, Some(push), &mut v as *mut _ as LPARAM) };
+        v
+    }
+
+    fn visible(h: HWND) -> bool {
+        // SAFETY: a handle from EnumWindows.
+        unsafe { IsWindowVisible(h) != 0 }
+    }
+
+    pub fn main() -> ExitCode {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        match args.first().map(String::as_str) {
+            Some("list") => {
+                let part = args.get(1).cloned().unwrap_or_default();
+                for w in top_level() {
+                    let title = text(w);
+                    if !visible(w) || !title.contains(&part) {
+                        continue;
+                    }
+                    println!("window {:?} class={}", title, class(w));
+                    for c in children(w) {
+                        if !visible(c) {
+                            continue;
+                        }
+                        let cls = class(c);
+                        let t = control_text(c).replace("\r\n", "\n").replace('\n', "\\n");
+                        if cls.eq_ignore_ascii_case("msctls_progress32") {
+                            // SAFETY: a progress bar answers PBM_GETPOS.
+                            let pos = unsafe { SendMessageW(c, PBM_GETPOS, 0, 0) };
+                            println!("  {cls} pos={pos}");
+                        } else {
+                            println!("  {cls} {t:?}");
+                        }
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Some("click") if args.len() == 3 => {
+                let Ok(id) = args[2].parse::<usize>() else {
+                    eprintln!("gui_windows: bad id {}", args[2]);
+                    return ExitCode::from(2);
+                };
+                for w in top_level() {
+                    if class(w) == args[1] {
+                        // SAFETY: posting a command to a window of the class asked.
+                        unsafe { PostMessageW(w, WM_COMMAND, id, 0) };
+                        println!("clicked {id} in {:?}", text(w));
+                        return ExitCode::SUCCESS;
+                    }
+                }
+                eprintln!("gui_windows: no window of class {}", args[1]);
+                ExitCode::from(1)
+            }
+            _ => {
+                eprintln!("usage: gui_windows list [TITLE PART] | click CLASS ID");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
