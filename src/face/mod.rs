@@ -186,6 +186,17 @@ pub fn gui_main() -> std::process::ExitCode {
         let pause = cli.global.pause_on_error;
         let launch = matches!(cli.command, crate::cli::Command::Launch { .. });
         let global = cli.global.clone();
+        // A double-click on the shortcut of a VM that runs: show the VM.
+        if launch && !global.dry_run {
+            let _ = crate::logging::init(global.verbosity(), &crate::log_file_path());
+            if let model::SecondLaunch::ShowRunningVm { message } =
+                model::launch_of_running_vm(&vm, vm_is_running(global.clone(), &vm))
+            {
+                log::info!("{message} Nothing to fold or start (a shortcut launch).");
+                show_running_vm(&vm, &message);
+                return std::process::ExitCode::SUCCESS;
+            }
+        }
         let face = if shown {
             platform_face(&vm, &global)
         } else {

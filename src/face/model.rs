@@ -495,6 +495,21 @@ pub fn second_launch(vm: &str, code: Code, vm_running: Option<bool>) -> SecondLa
     }
 }
 
+/// A shortcut launch of a VM that already runs — started by an earlier
+/// launch that still waits for it, or from VirtualBox: there is nothing to
+/// fold or start, and a double-click does not mean "wait until its window
+/// closes" (which is what the launch would do: the VM's window is a
+/// VirtualBox front end). `None` (VirtualBox could not be asked): launch as
+/// usual ([`SecondLaunch::Fail`] here means: not this case, go on).
+pub fn launch_of_running_vm(vm: &str, vm_running: Option<bool>) -> SecondLaunch {
+    match vm_running {
+        Some(true) => SecondLaunch::ShowRunningVm {
+            message: format!("{vm} is already running."),
+        },
+        _ => SecondLaunch::Fail,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,6 +846,21 @@ mod tests {
         let d = status_dialog("Dev Box", Err("vblaunch.exe was not found\n".into()));
         assert_eq!(d.heading, "vblaunch could not read the status of Dev Box");
         assert_eq!(d.text, "vblaunch.exe was not found");
+    }
+
+    #[test]
+    fn a_launch_of_a_running_vm_shows_it_instead_of_waiting_for_it() {
+        assert_eq!(
+            launch_of_running_vm("Dev Box", Some(true)),
+            SecondLaunch::ShowRunningVm {
+                message: "Dev Box is already running.".into()
+            }
+        );
+        assert_eq!(
+            launch_of_running_vm("Dev Box", Some(false)),
+            SecondLaunch::Fail
+        );
+        assert_eq!(launch_of_running_vm("Dev Box", None), SecondLaunch::Fail);
     }
 
     #[test]

@@ -182,6 +182,27 @@ fn a_second_launch_of_a_held_running_vm_says_it_runs_and_exits_0() {
     drop(lock);
 }
 
+/// A double-click on the shortcut of a VM that already runs (started from
+/// VirtualBox, or by a launch that waits for it): no wait for its window to
+/// close, nothing folded or started; its window comes to the front, or (none
+/// found, as here) a note says it runs; exit 0.
+#[test]
+fn a_launch_of_a_running_vm_shows_it_and_changes_nothing() {
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    w.vbox_ok(&["fake", "set-state", "Dev Box", "running"]);
+    let shown = w.path("dialogs.txt");
+    let out = vblaunchw(&w, &shown, &["--pause-on-error", "launch", "Dev Box"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&shown).unwrap(),
+        "Dev Box — vblaunch\n\nDev Box is already running.\n[OK]\n---\n"
+    );
+    assert!(w.info("Dev Box").snapshots.is_empty());
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(log.contains("Dev Box is already running."), "{log}");
+}
+
 #[test]
 fn gui_failure_shows_the_dialog_texts_and_keeps_the_exit_code() {
     let w = World::fake();
