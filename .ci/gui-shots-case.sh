@@ -31,9 +31,35 @@ case "$1" in
     # Today's: merging it prints its progress a step every 700 ms (~8 s).
     $F fake fault snapshot delete slow-progress 700
     ;;
+  virtualbox-open)
+    vm_with_disk "$2"
+    # A program named VirtualBox.exe runs (the fake, copied, in a call that
+    # hangs): the launch waits for it to close.
+    mkdir -p "$CASE_DIR/bin"; cp $D/vblaunch-fake-vboxmanage.exe "$CASE_DIR/bin/VirtualBox.exe"
+    $F fake fault showvminfo the-manager-window hang
+    wine "$CASE_DIR/bin/VirtualBox.exe" showvminfo the-manager-window 2>/dev/null &
+    echo $! > "$CASE_DIR/virtualbox.pid"
+    ;;
+  held|session-ends)
+    vm_with_disk "$2"
+    # wait = true: vblaunch holds the session while the VM runs.
+    printf 'wait = true\nfold_on_exit = true\nwait_poll_ms = 200\n' > "$CASE_DIR/vblaunch.toml"
+    export VBLAUNCH_CONFIG="$W\\vblaunch.toml"
+    ;;
+  running-vm)
+    vm_with_disk "$2"
+    $F fake set-state "$2" running
+    # The VM's own VirtualBox window, behind another program's.
+    wine $D/examples/gui_windows.exe window "$2 [Running] - Oracle VirtualBox" 12 > "$CASE_DIR/vm-window.txt" &
+    echo $! > "$CASE_DIR/vm-window.pid"
+    sleep 3
+    ;;
   *) echo "unknown case $1" >&2; exit 2 ;;
 esac
 wine $D/vblaunchw.exe --pause-on-error launch "$2" &
 echo $! > "$CASE_DIR/pid"
 wait $!
 echo $? > "$CASE_DIR/exit"
+[ -f "$CASE_DIR/virtualbox.pid" ] && kill "$(cat "$CASE_DIR/virtualbox.pid")" 2>/dev/null
+[ -f "$CASE_DIR/vm-window.pid" ] && wait "$(cat "$CASE_DIR/vm-window.pid")"
+exit 0

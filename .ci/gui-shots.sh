@@ -27,7 +27,7 @@ export DISPLAY=127.0.0.1:$DISP
 for _ in $(seq 100); do xwininfo -root >/dev/null 2>&1 && break; sleep 0.1; done
 
 # wine ARGS… in the chroot, on this display, sharing the cases' wineserver.
-win() { CARGO_WIN_KEEP_WINE=1 CARGO_WIN_PASS_ENV=DISPLAY bash .ci/cargo-win --exec wine "$@"; }
+win() { CARGO_WIN_KEEP_WINE=1 CARGO_WIN_PASS_ENV="DISPLAY ${PASS:-}" bash .ci/cargo-win --exec wine "$@"; }
 fail() { echo "gui-shots: $NAME: $*" >&2; exit 1; }
 # What the Windows window tree says of vblaunch's windows.
 texts() { win "$D/examples/gui_windows.exe" list "$VM — vblaunch" 2>/dev/null | tr -d '\r'; }
@@ -67,9 +67,11 @@ wait_window() { # until the X window "<VM> — vblaunch" of vblaunchw.exe is the
     fi
 }
 
-shot() { # the screen as it is now -> $OUT/$NAME.png
-    sleep 0.5   # let the window paint (cosmetic only)
-    python3 .ci/xwd2png.py "$OUT/fb/Xvfb_screen0" "$OUT/$NAME.png" >/dev/null
+shot() { # shot [SUFFIX]: the screen as it is now -> $OUT/$NAME[-SUFFIX].png
+    local png=$OUT/$NAME${1:+-$1}.png
+    sleep "${SHOT_DELAY:-0.5}"   # let the window paint (cosmetic only)
+    python3 .ci/xwd2png.py "$OUT/fb/Xvfb_screen0" "$png" >/dev/null
+    echo "gui-shots: $NAME: $png"
 }
 
 finish() { # finish EXIT: vblaunchw.exe must end with EXIT, and its windows with it
@@ -80,7 +82,7 @@ finish() { # finish EXIT: vblaunchw.exe must end with EXIT, and its windows with
     code=$(cat "$DIR/exit" 2>/dev/null || echo none)
     [ "$code" = "$1" ] || { cat "$DIR/run.log" >&2; fail "exit code $code, expected $1"; }
     ! xwininfo -root -tree 2>/dev/null | grep -F "\"$VM — vblaunch\"" >&2 || fail "a window outlived vblaunchw.exe"
-    echo "gui-shots: $NAME: window '$VM — vblaunch' checked, exit $code; $OUT/$NAME.png"
+    echo "gui-shots: $NAME: checked, exit $code"
 }
 
 failure_dialog() { # failure_dialog CASE EXIT TEXT…: a failing launch's dialog
@@ -119,5 +121,73 @@ grep -qF '"Cancel"' "$DIR/texts.txt" && fail "a merge offers Cancel"
 shot
 finish 0
 # Everything still goes to the log file, what was shown included.
-grep -qF "shown: $VM — vblaunch |  | Merging the last session" "$DIR/data/vblaunch.log" ||
+LOG=$DIR/data/vblaunch.log
+grep -qF "shown: $VM — vblaunch |  | Merging the last session" "$LOG" ||
     fail "the log does not say what was shown"
+
+# the fake VBoxManage of the current case (to change the VM from outside)
+fake() {
+    local vbox=Z:$(pwd -P)/$DIR/vbox
+    VBOX_USER_HOME=${vbox//\//\\} PASS=VBOX_USER_HOME win "$D/vblaunch-fake-vboxmanage.exe" "$@"
+}
+until_logged() { # until_logged TEXT: vblaunchw's log says it (30 s at most)
+    for _ in $(seq 300); do grep -qF -- "$1" "$DIR/data/vblaunch.log" 2>/dev/null && return; sleep 0.1; done
+    cat "$DIR/run.log" >&2; fail "the log never said '$1'"
+}
+
+# VirtualBox is open: the window says so at once and offers Cancel; Cancel
+# stops the launch (exit 3) and nothing was changed.
+start virtualbox-open "Dev Box"
+wait_window
+for _ in $(seq 50); do texts >"$DIR/texts.txt"; grep -qF '"Cancel"' "$DIR/texts.txt" && break; sleep 0.2; done
+expect "window \"$VM — vblaunch\" class=vblaunch.progress" '"Waiting for VirtualBox to close…"' \
+    'Close the VirtualBox window (VirtualBox.exe (pid ' 'Cancel stops here; nothing was changed.' \
+    '"Working…"' '"Cancel"'
+shot
+win "$D/examples/gui_windows.exe" click vblaunch.progress 2 >/dev/null   # Cancel
+finish 3
+grep -qF "Cancel pressed" "$DIR/data/vblaunch.log" || fail "the log does not say Cancel was pressed"
+! grep -q "snapshot" "$DIR/vbox/fake-calls.log" || fail "a snapshot call ran after Cancel"
+
+# wait = true: the notification icon (its window is hidden; Wine shows no
+# notification area without a tray manager) and its menu's Stop waiting:
+# exit 0, the VM keeps running.
+start held "Dev Box"
+until_logged "shown: notification icon: $VM is running — its base disk is frozen and safe to back up | menu: [Status] [Open log] [Stop waiting]"
+shot
+win "$D/examples/gui_windows.exe" icon-menu vblaunch.tray >/dev/null   # the icon's menu
+SHOT_DELAY=1 shot menu
+win "$D/examples/gui_windows.exe" close-menu >/dev/null || true
+win "$D/examples/gui_windows.exe" click vblaunch.tray 201 >/dev/null   # Status
+for _ in $(seq 150); do
+    texts >"$DIR/texts.txt"; grep -qF 'vblaunch status says:' "$DIR/texts.txt" && break; sleep 0.2
+done
+expect "window \"$VM — vblaunch status\" class=vblaunch.dialog" "\"$VM is running\"" \
+    '"vblaunch status says:"' 'safe to back up: ' '"Close"'
+shot status
+win "$D/examples/gui_windows.exe" click vblaunch.dialog 153 >/dev/null   # its Close
+win "$D/examples/gui_windows.exe" click vblaunch.tray 203 >/dev/null   # Stop waiting
+finish 0
+grep -qF "Stopped waiting at the user's request: VM '$VM' keeps running" "$DIR/data/vblaunch.log" ||
+    fail "the log does not say that vblaunch stopped waiting"
+[ "$(fake showvminfo "$VM" --machinereadable | tr -d '\r' | grep '^VMState=')" = 'VMState="running"' ] ||
+    fail "the VM did not keep running"
+
+# The VM shuts down: the session is folded, the balloon says so, the icon goes.
+start session-ends "Dev Box"
+until_logged "shown: notification icon: $VM is running"
+fake fake set-state "$VM" poweroff >/dev/null
+fake fake session "$VM" - >/dev/null
+until_logged "shown: balloon: $VM: today's work is in the base disk"
+SHOT_DELAY=2 shot
+finish 0
+
+# A double-click on the shortcut of a VM that runs: its window comes to the
+# front (from behind another program's), exit 0, no window of vblaunch's.
+start running-vm "Dev Box"
+finish 0
+until_logged "brought the window '$VM [Running] - Oracle VirtualBox' to the front"
+for _ in $(seq 150); do grep -q foreground "$DIR/vm-window.txt" && break; sleep 0.1; done
+grep -qF "foreground: \"$VM [Running] - Oracle VirtualBox\"" "$DIR/vm-window.txt" ||
+    { cat "$DIR/vm-window.txt" >&2; fail "the VM's window is not in the foreground"; }
+echo "gui-shots: $NAME: the VM's window was brought to the front"

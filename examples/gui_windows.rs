@@ -8,6 +8,14 @@
 //!                                      hidden) top-level window of class CLASS
 //!                                      (a button, or a notification icon's
 //!                                      menu item)
+//!   gui_windows icon-menu CLASS        right-click the notification icon of the
+//!                                      hidden window of class CLASS (its menu
+//!                                      opens); `gui_windows close-menu` closes
+//!                                      an open menu (Esc)
+//!   gui_windows window TITLE SECS      show a window titled TITLE (a stand-in
+//!                                      for a VM's VirtualBox window), then
+//!                                      another one in front of it; after SECS
+//!                                      print which is in the foreground
 //!
 //! Windows only; elsewhere it says so.
 #[cfg(windows)]
@@ -81,6 +89,45 @@ mod win {
         unsafe { IsWindowVisible(h) != 0 }
     }
 
+    fn make_window(title: &str) -> HWND {
+        use windows_sys::Win32::UI::WindowsAndMessaging::{
+            CreateWindowExW, WS_OVERLAPPEDWINDOW, WS_VISIBLE,
+        };
+        let class: Vec<u16> = "STATIC\0".encode_utf16().collect();
+        let t: Vec<u16> = title.encode_utf16().chain(Some(0)).collect();
+        // SAFETY: a predefined class, NUL-terminated strings.
+        unsafe {
+            CreateWindowExW(
+                0,
+                class.as_ptr(),
+                t.as_ptr(),
+                WS_OVERLAPPEDWINDOW | WS_VISIBLE,
+                40,
+                40,
+                400,
+                200,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            )
+        }
+    }
+
+    fn pump() {
+        use windows_sys::Win32::UI::WindowsAndMessaging::{
+            DispatchMessageW, PeekMessageW, TranslateMessage, MSG, PM_REMOVE,
+        };
+        // SAFETY: the usual message pump of this thread's windows.
+        unsafe {
+            let mut msg: MSG = std::mem::zeroed();
+            while PeekMessageW(&mut msg, std::ptr::null_mut(), 0, 0, PM_REMOVE) != 0 {
+                TranslateMessage(&msg);
+                DispatchMessageW(&msg);
+            }
+        }
+    }
+
     pub fn main() -> ExitCode {
         let args: Vec<String> = std::env::args().skip(1).collect();
         match args.first().map(String::as_str) {
@@ -125,8 +172,61 @@ mod win {
                 eprintln!("gui_windows: no window of class {}", args[1]);
                 ExitCode::from(1)
             }
+            Some("icon-menu") if args.len() == 2 => {
+                // vblaunch's icon callback (WM_APP + 1) with WM_RBUTTONUP.
+                const WM_APP: u32 = 0x8000;
+                const WM_RBUTTONUP: isize = 0x0205;
+                for w in top_level() {
+                    if class(w) == args[1] {
+                        // SAFETY: posting to a window of the class asked.
+                        unsafe { PostMessageW(w, WM_APP + 1, 1, WM_RBUTTONUP) };
+                        return ExitCode::SUCCESS;
+                    }
+                }
+                eprintln!("gui_windows: no window of class {}", args[1]);
+                ExitCode::from(1)
+            }
+            Some("close-menu") => {
+                const WM_KEYDOWN: u32 = 0x0100;
+                const VK_ESCAPE: usize = 0x1B;
+                for w in top_level() {
+                    if class(w) == "#32768" && visible(w) {
+                        // SAFETY: posting a key to the menu window.
+                        unsafe { PostMessageW(w, WM_KEYDOWN, VK_ESCAPE, 0) };
+                        return ExitCode::SUCCESS;
+                    }
+                }
+                eprintln!("gui_windows: no menu open");
+                ExitCode::from(1)
+            }
+            Some("window") if args.len() == 3 => {
+                let secs: u64 = args[2].parse().unwrap_or(10);
+                let vm = make_window(&args[1]);
+                let other = make_window("another program");
+                // SAFETY: our windows.
+                unsafe {
+                    windows_sys::Win32::UI::WindowsAndMessaging::SetForegroundWindow(other);
+                }
+                println!("shown {:?}", args[1]);
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+                while std::time::Instant::now() < until {
+                    pump();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                // SAFETY: a plain query.
+                let fg =
+                    unsafe { windows_sys::Win32::UI::WindowsAndMessaging::GetForegroundWindow() };
+                println!(
+                    "foreground: {:?}",
+                    if fg == vm { args[1].clone() } else { text(fg) }
+                );
+                ExitCode::SUCCESS
+            }
             _ => {
-                eprintln!("usage: gui_windows list [TITLE PART] | click CLASS ID");
+                eprintln!(
+                    "usage: gui_windows list [TITLE PART] | click CLASS ID | icon-menu CLASS | \
+                     close-menu | window TITLE SECS"
+                );
                 ExitCode::from(2)
             }
         }

@@ -40,11 +40,16 @@ pub struct Spec<'a> {
     /// What Esc and the close box mean.
     pub cancel: u16,
     pub topmost: bool,
+    /// The client area's width (wider for verbatim text).
+    pub width: i32,
 }
+
+/// The usual width of a dialog's client area; [`WIDE`] for `status`'s text.
+pub const WIDTH: i32 = 600;
+pub const WIDE: i32 = 760;
 
 const MARGIN: i32 = 14;
 const ICON: i32 = 32;
-const WIDTH: i32 = 600;
 const BUTTON_H: i32 = 28;
 const GAP: i32 = 10;
 /// Taller paragraphs scroll in a box of this height.
@@ -72,7 +77,7 @@ pub fn run(spec: &Spec, on_click: &mut dyn FnMut(HWND, u16) -> bool) -> u16 {
             style,
             0,
             0,
-            WIDTH,
+            spec.width,
             200,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -88,7 +93,7 @@ pub fn run(spec: &Spec, on_click: &mut dyn FnMut(HWND, u16) -> bool) -> u16 {
         return spec.cancel;
     }
     let height = lay_out(hwnd, spec, &fonts);
-    let (w, h) = ui::outer_size(WIDTH, height, style, ex);
+    let (w, h) = ui::outer_size(spec.width, height, style, ex);
     let (x, y) = ui::centred(w, h);
     let mut result = spec.cancel;
     // SAFETY: `hwnd` is this thread's window until DestroyWindow below; the
@@ -129,7 +134,7 @@ pub fn run(spec: &Spec, on_click: &mut dyn FnMut(HWND, u16) -> bool) -> u16 {
 /// Create and place the controls; returns the client height.
 fn lay_out(hwnd: HWND, spec: &Spec, fonts: &Fonts) -> i32 {
     let x = MARGIN + ICON + 12;
-    let w = WIDTH - x - MARGIN;
+    let w = spec.width - x - MARGIN;
     // SAFETY: a system icon, shared (never destroyed).
     let icon = unsafe {
         LoadIconW(
@@ -192,7 +197,7 @@ fn lay_out(hwnd: HWND, spec: &Spec, fonts: &Fonts) -> i32 {
         .iter()
         .map(|(_, l)| (ui::text_width(fonts.normal, l) + 28).max(88))
         .collect();
-    let mut bx = WIDTH - MARGIN - widths.iter().sum::<i32>() - 8 * (widths.len() as i32 - 1);
+    let mut bx = spec.width - MARGIN - widths.iter().sum::<i32>() - 8 * (widths.len() as i32 - 1);
     for ((id, label), bw) in spec.buttons.iter().zip(&widths) {
         let style = ui::WS_TABSTOP
             | if *id == spec.default {

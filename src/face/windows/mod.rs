@@ -142,7 +142,6 @@ impl Drop for WindowsFace {
 /// The UI thread's state: the windows it shows and the last screen's text.
 struct Ui {
     native: bool,
-    vm: String,
     progress: Option<progress::ProgressWindow>,
     tray: Option<tray::Tray>,
     last: Option<String>,
@@ -152,7 +151,6 @@ fn ui_main(shared: &Shared, ready: std::sync::mpsc::Sender<()>) {
     let native = !super::transcript_on();
     let mut ui = Ui {
         native,
-        vm: shared.actions.vm.clone(),
         progress: None,
         tray: None,
         last: None,
@@ -281,7 +279,7 @@ impl Ui {
                     self.tray = tray::Tray::new();
                 }
                 if let Some(t) = &mut self.tray {
-                    t.balloon(&self.vm, text);
+                    t.balloon("vblaunch", text);
                 }
             }
         }
@@ -392,6 +390,7 @@ impl Actions {
                     default: BTN_CLOSE,
                     cancel: BTN_CLOSE,
                     topmost: false,
+                    width: dialog::WIDE,
                 };
                 dialog::run(&spec, &mut |_, id| id == BTN_CLOSE);
             });
@@ -589,6 +588,7 @@ pub fn show_failure(d: &FailureDialog) -> Choice {
         default: button_id(d.default_button),
         cancel,
         topmost: true,
+        width: dialog::WIDTH,
     };
     let vm = dialog_vm(d).to_string();
     let full = d.full_text();
@@ -635,6 +635,11 @@ pub fn show_info(title: &str, text: &str) {
         default: BTN_CLOSE,
         cancel: BTN_CLOSE,
         topmost: false,
+        width: if rest.trim().is_empty() {
+            dialog::WIDTH
+        } else {
+            dialog::WIDE
+        },
     };
     dialog::run(&spec, &mut |_, id| id == BTN_CLOSE);
 }
