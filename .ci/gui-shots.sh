@@ -92,6 +92,29 @@ failure_dialog() { # failure_dialog CASE EXIT TEXT…: a failing launch's dialog
     expect "window \"$VM — vblaunch\" class=vblaunch.dialog" \
         '"Open log"' '"Run doctor"' '"Copy details"' '"Close"' "Exit code $code · log: " "$@"
     shot
+    # Copy details: the whole text on the clipboard; the dialog stays.
+    win "$D/examples/gui_windows.exe" click vblaunch.dialog 152 >/dev/null
+    for _ in $(seq 50); do texts >"$DIR/texts.txt"; grep -qF '"Copied"' "$DIR/texts.txt" && break; sleep 0.2; done
+    expect '"Copied"'
+    win "$D/examples/gui_windows.exe" clipboard | tr -d '\r' >"$DIR/clipboard.txt"
+    grep -qF "$VM — vblaunch" "$DIR/clipboard.txt" && grep -qF "Exit code $code · log: " "$DIR/clipboard.txt" ||
+        { cat "$DIR/clipboard.txt" >&2; fail "Copy details did not copy the dialog's text"; }
+    # Run doctor: a console window running `vblaunch doctor "<VM>"`, kept open.
+    win "$D/examples/gui_windows.exe" click vblaunch.dialog 151 >/dev/null
+    local doc=
+    for _ in $(seq 150); do
+        xwininfo -root -tree >"$DIR/doctor-windows.txt" 2>&1 || true
+        grep -vF '"vblaunchw.exe"' "$DIR/doctor-windows.txt" | grep -qiE '"[^"]*(cmd|doctor|vblaunch)[^"]*": \(' && { doc=1; break; }
+        sleep 0.2
+    done
+    [ -n "$doc" ] || { cat "$DIR/doctor-windows.txt" >&2; fail "Run doctor opened no console"; }
+    for _ in $(seq 100); do
+        grep -qF '.exe", "doctor", "Dev Box"]' "$DIR/data/vblaunch.log" && break; sleep 0.2
+    done
+    grep -qF '.exe", "doctor", "Dev Box"]' "$DIR/data/vblaunch.log" || fail "the doctor did not run"
+    # (Wine maps no console window without a window manager: the picture
+    # shows the dialog, its Copy details button saying "Copied".)
+    shot buttons
     win "$D/examples/gui_windows.exe" click vblaunch.dialog 153 >/dev/null   # Close
     finish "$code"
 }

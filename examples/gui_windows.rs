@@ -12,6 +12,9 @@
 //!                                      hidden window of class CLASS (its menu
 //!                                      opens); `gui_windows close-menu` closes
 //!                                      an open menu (Esc)
+//!   gui_windows clipboard              print the clipboard's Unicode text
+//!   gui_windows close TITLE PART       close (WM_CLOSE) each visible top-level
+//!                                      window with that in its title
 //!   gui_windows window TITLE SECS      show a window titled TITLE (a stand-in
 //!                                      for a VM's VirtualBox window), then
 //!                                      another one in front of it; after SECS
@@ -199,6 +202,49 @@ mod win {
                 eprintln!("gui_windows: no menu open");
                 ExitCode::from(1)
             }
+            Some("clipboard") => {
+                use windows_sys::Win32::System::DataExchange::{
+                    CloseClipboard, GetClipboardData, OpenClipboard,
+                };
+                use windows_sys::Win32::System::Memory::{GlobalLock, GlobalUnlock};
+                // SAFETY: the documented read sequence; the text is read up
+                // to its NUL while the memory is locked.
+                unsafe {
+                    if OpenClipboard(std::ptr::null_mut()) == 0 {
+                        eprintln!("gui_windows: cannot open the clipboard");
+                        return ExitCode::from(1);
+                    }
+                    let h = GetClipboardData(13); // CF_UNICODETEXT
+                    let mut text = String::new();
+                    if !h.is_null() {
+                        let p = GlobalLock(h) as *const u16;
+                        if !p.is_null() {
+                            let mut n = 0;
+                            while *p.add(n) != 0 {
+                                n += 1;
+                            }
+                            text = String::from_utf16_lossy(std::slice::from_raw_parts(p, n));
+                            GlobalUnlock(h);
+                        }
+                    }
+                    CloseClipboard();
+                    println!("{}", text.replace("\r\n", "\n"));
+                }
+                ExitCode::SUCCESS
+            }
+            Some("close") if args.len() == 2 => {
+                const WM_CLOSE: u32 = 0x0010;
+                let mut n = 0;
+                for w in top_level() {
+                    if visible(w) && text(w).contains(&args[1]) {
+                        // SAFETY: posting to a window found above.
+                        unsafe { PostMessageW(w, WM_CLOSE, 0, 0) };
+                        n += 1;
+                    }
+                }
+                println!("closed {n}");
+                ExitCode::SUCCESS
+            }
             Some("window") if args.len() == 3 => {
                 let secs: u64 = args[2].parse().unwrap_or(10);
                 let vm = make_window(&args[1]);
@@ -225,7 +271,7 @@ mod win {
             _ => {
                 eprintln!(
                     "usage: gui_windows list [TITLE PART] | click CLASS ID | icon-menu CLASS | \
-                     close-menu | window TITLE SECS"
+                     close-menu | clipboard | close TITLE | window TITLE SECS"
                 );
                 ExitCode::from(2)
             }

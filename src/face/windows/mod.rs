@@ -145,6 +145,9 @@ struct Ui {
     progress: Option<progress::ProgressWindow>,
     tray: Option<tray::Tray>,
     last: Option<String>,
+    /// The last screen was the icon of a held session (Stop waiting is
+    /// meant only then: not during the fold on exit that may follow).
+    holding: bool,
 }
 
 fn ui_main(shared: &Shared, ready: std::sync::mpsc::Sender<()>) {
@@ -154,6 +157,7 @@ fn ui_main(shared: &Shared, ready: std::sync::mpsc::Sender<()>) {
         progress: None,
         tray: None,
         last: None,
+        holding: false,
     };
     if !native {
         let _ = ready.send(());
@@ -230,6 +234,7 @@ impl Ui {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .screen(shared.start.elapsed());
+        self.holding = matches!(screen, Screen::Tray(_));
         let entry = screen.transcript();
         if entry != self.last {
             if let Some(e) = &entry {
@@ -323,6 +328,9 @@ impl Ui {
             match chosen {
                 Some(tray::ID_STATUS) => shared.actions.status(),
                 Some(tray::ID_OPEN_LOG) => shared.actions.open_log(),
+                Some(tray::ID_STOP_WAITING) if !self.holding => {
+                    log::info!("Stop waiting chosen after the session ended; ignored");
+                }
                 Some(tray::ID_STOP_WAITING) => {
                     log::info!(
                         "Stopped waiting at the user's request: VM '{}' keeps running; the \
