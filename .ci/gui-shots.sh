@@ -59,9 +59,12 @@ wait_window() { # until the X window "<VM> — vblaunch" of vblaunchw.exe is the
         kill -0 "$JOB" 2>/dev/null || break
         sleep 0.1
     done
-    xwininfo -root -tree >"$DIR/windows.txt" 2>&1 || true
     [ -n "$found" ] || { cat "$DIR/run.log" >&2; fail "no window '$VM — vblaunch'"; }
-    # Only vblaunchw's own windows (and Wine's desktop helpers): no console.
+    no_console
+}
+
+no_console() { # only vblaunchw's own windows (and Wine's desktop helpers): no console
+    xwininfo -root -tree >"$DIR/windows.txt" 2>&1 || true
     if grep -E '^ +0x[0-9a-f]+ "' "$DIR/windows.txt" | grep -vE '\("(vblaunchw|explorer)\.exe"' >&2; then
         fail "another window appeared (above)"
     fi
@@ -178,6 +181,7 @@ grep -qF "Cancel pressed" "$DIR/data/vblaunch.log" || fail "the log does not say
 start held "Dev Box"
 until_logged "shown: notification icon: $VM is running — its base disk is frozen and safe to back up | menu: [Status] [Open log] [Stop waiting]"
 shot
+no_console
 win "$D/examples/gui_windows.exe" icon-menu vblaunch.tray >/dev/null   # the icon's menu
 SHOT_DELAY=1 shot menu
 win "$D/examples/gui_windows.exe" close-menu >/dev/null || true
@@ -187,6 +191,7 @@ for _ in $(seq 150); do
 done
 expect "window \"$VM — vblaunch status\" class=vblaunch.dialog" "\"$VM is running\"" \
     '"vblaunch status says:"' 'safe to back up: ' '"Close"'
+no_console   # vblaunch.exe status ran without a console window
 shot status
 win "$D/examples/gui_windows.exe" click vblaunch.dialog 153 >/dev/null   # its Close
 win "$D/examples/gui_windows.exe" click vblaunch.tray 203 >/dev/null   # Stop waiting
@@ -203,6 +208,7 @@ fake fake set-state "$VM" poweroff >/dev/null
 fake fake session "$VM" - >/dev/null
 until_logged "shown: balloon: $VM: today's work is in the base disk"
 SHOT_DELAY=2 shot
+no_console
 finish 0
 
 # A double-click on the shortcut of a VM that runs: its window comes to the
