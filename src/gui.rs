@@ -9,9 +9,10 @@ use std::sync::Arc;
 use crate::face::desktop;
 use crate::face::{Event, Face};
 
-/// `vblaunchw`'s main: run the command line; show a failure in the face's
-/// dialog (with *Retry* where the user can fix it, e.g. by closing
-/// VirtualBox) and exit with the same code as `vblaunch`.
+/// `vblaunchw`'s main: run the command line with the platform's native face
+/// (progress, notification icon); show a failure in the face's dialog (with
+/// *Retry* where the user can fix it, e.g. by closing VirtualBox) and exit
+/// with the same code as `vblaunch`.
 pub fn gui_main() -> std::process::ExitCode {
     use clap::Parser;
     loop {
@@ -28,71 +29,106 @@ pub fn gui_main() -> std::process::ExitCode {
                 return fail_once("vblaunch", &err);
             }
         };
-        let vm = match &cli.command {
-            crate::cli::Command::Launch { vm } | crate::cli::Command::Fold { vm } => vm.clone(),
-            _ => "vblaunch".to_string(),
+        let (vm, shown) = match &cli.command {
+            crate::cli::Command::Launch { vm } | crate::cli::Command::Fold { vm } => {
+                (vm.clone(), true)
+            }
+            _ => ("vblaunch".to_string(), false),
         };
         let pause = cli.global.pause_on_error;
         let launch = matches!(cli.command, crate::cli::Command::Launch { .. });
         let global = cli.global.clone();
-        let face = native_face(&cli, &vm);
-        match crate::run_with(cli, face.clone()) {
-            Ok(()) => return std::process::ExitCode::SUCCESS,
-            Err(err) => {
-                let code = crate::exit::code_of(&err);
-                // A double-click on the shortcut of a VM that vblaunch holds
-                // and that runs is not an error.
-                if launch && code == crate::exit::Code::LockHeld {
-                    let running = vm_is_running(global, &vm);
-                    if let crate::face::model::SecondLaunch::ShowRunningVm { message } =
-                        crate::face::model::second_launch(&vm, code, running)
-                    {
-                        log::info!("{message} ({err})");
-                        show_note(&format!("{vm} — vblaunch"), &message);
-                        return std::process::ExitCode::SUCCESS;
-                    }
-                }
-                crate::report::report_error(&err);
-                let report = crate::face::model::Report::from_error(&err);
-                if let Some(face) = &face {
-                    face.event(&Event::Failed(report.clone()));
-                    // The user's own Cancel: nothing was changed, nothing to show.
-                    if face.cancelled() {
-                        return std::process::ExitCode::from(code.as_u8());
-                    }
-                }
-                if !pause && !cfg!(windows) {
-                    return std::process::ExitCode::from(code.as_u8());
-                }
-                let log = crate::logging::log_file_path().display().to_string();
-                let dialog = crate::face::model::failure_dialog(&vm, &report, &log);
-                if show_failure(&dialog) == Choice::Retry {
-                    log::info!("retrying at the user's request");
-                    continue;
-                }
-                return std::process::ExitCode::from(code.as_u8());
+        // A double-click on the shortcut of a VM that runs: show the VM.
+        if launch && !global.dry_run {
+            let _ = crate::logging::init(global.verbosity(), &crate::logging::log_file_path());
+            if let crate::face::model::SecondLaunch::ShowRunningVm { message } =
+                crate::face::model::launch_of_running_vm(&vm, vm_is_running(global.clone(), &vm))
+            {
+                log::info!("{message} Nothing to fold or start (a shortcut launch).");
+                show_running_vm(&vm, &message);
+                return std::process::ExitCode::SUCCESS;
             }
         }
+        let face = if shown {
+            platform_face(&vm, &global)
+        } else {
+            None
+        };
+        let result = crate::run_with(cli, face.clone());
+        let err = match result {
+            Ok(()) => return std::process::ExitCode::SUCCESS,
+            Err(err) => err,
+        };
+        let code = crate::exit::code_of(&err);
+        // The face's windows close before the dialog shows.
+        let cancelled = face.as_ref().is_some_and(|f| f.cancelled());
+        if let Some(f) = &face {
+            f.event(&Event::Failed(crate::face::model::Report::from_error(&err)));
+        }
+        drop(face);
+        if cancelled && code == crate::exit::Code::VirtualBoxRunning {
+            // The user pressed Cancel while vblaunch waited: nothing changed,
+            // and nothing to explain.
+            log::info!("{err}");
+            return std::process::ExitCode::from(code.as_u8());
+        }
+        // A double-click on the shortcut of a VM that vblaunch holds
+        // and that runs is not an error.
+        if launch && code == crate::exit::Code::LockHeld {
+            let running = vm_is_running(global, &vm);
+            if let crate::face::model::SecondLaunch::ShowRunningVm { message } =
+                crate::face::model::second_launch(&vm, code, running)
+            {
+                log::info!("{message} ({err})");
+                show_running_vm(&vm, &message);
+                return std::process::ExitCode::SUCCESS;
+            }
+        }
+        crate::report::report_error(&err);
+        if !pause && !cfg!(windows) {
+            return std::process::ExitCode::from(code.as_u8());
+        }
+        let report = crate::face::model::Report::from_error(&err);
+        let log = crate::logging::log_file_path().display().to_string();
+        let dialog = crate::face::model::failure_dialog(&vm, &report, &log);
+        if show_failure(&dialog) == Choice::Retry {
+            log::info!("retrying at the user's request");
+            continue;
+        }
+        return std::process::ExitCode::from(code.as_u8());
     }
 }
 
-/// The face of a launch (or fold) from a Linux desktop: zenity's or
-/// kdialog's windows when there are ([`desktop`]); else None, the console.
+/// The native face of a launch or fold on this platform (None: the console
+/// face, whose output nobody sees in a GUI program, but the log has it all).
+#[cfg(windows)]
+fn platform_face(vm: &str, global: &crate::cli::Global) -> Option<Arc<dyn Face>> {
+    Some(Arc::new(crate::face::windows::WindowsFace::start(
+        vm, global,
+    )))
+}
+
+/// On a Linux desktop: zenity's or kdialog's windows when there are
+/// ([`desktop`]); else None.
 #[cfg(not(windows))]
-fn native_face(cli: &crate::cli::Cli, vm: &str) -> Option<Arc<dyn Face>> {
-    use crate::cli::Command;
-    if !matches!(cli.command, Command::Launch { .. } | Command::Fold { .. }) {
-        return None;
-    }
+fn platform_face(vm: &str, global: &crate::cli::Global) -> Option<Arc<dyn Face>> {
     let exe = std::env::current_exe().ok()?;
-    let kit = desktop::init(Some(desktop::doctor_argv(&exe, &cli.global, vm)))?;
+    let kit = desktop::init(Some(desktop::doctor_argv(&exe, global, vm)))?;
     let log = crate::logging::log_file_path().display().to_string();
     Some(Arc::new(desktop::DesktopFace::new(kit, vm, &log)))
 }
 
-#[cfg(windows)]
-fn native_face(_cli: &crate::cli::Cli, _vm: &str) -> Option<Arc<dyn Face>> {
-    None
+/// A second launch of a VM that runs: its VirtualBox window comes to the
+/// front; without one, the note says it runs.
+fn show_running_vm(vm: &str, message: &str) {
+    #[cfg(windows)]
+    if let Some(title) = crate::face::windows::bring_vm_window_to_front(vm) {
+        log::info!("brought the window '{title}' to the front");
+        let _ =
+            crate::face::transcript(&format!("{vm} — vblaunch\n\nbrought to the front: {title}"));
+        return;
+    }
+    show_note(&format!("{vm} — vblaunch"), message);
 }
 
 /// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
@@ -124,7 +160,7 @@ enum Choice {
 fn show_failure(d: &crate::face::model::FailureDialog) -> Choice {
     let buttons: Vec<&str> = d.buttons.iter().map(|b| b.label()).collect();
     let entry = format!("{}\n[{}]", d.full_text(), buttons.join("] ["));
-    if transcript(&entry) {
+    if crate::face::transcript(&entry) {
         return Choice::Close;
     }
     show_native(d)
@@ -132,27 +168,9 @@ fn show_failure(d: &crate::face::model::FailureDialog) -> Choice {
 
 /// A short note ("Dev Box is already running.").
 fn show_note(title: &str, text: &str) {
-    if !transcript(&format!("{title}\n\n{text}\n[OK]")) {
+    if !crate::face::transcript(&format!("{title}\n\n{text}\n[OK]")) {
         show_plain(title, text);
     }
-}
-
-/// With `VBLAUNCH_GUI_TRANSCRIPT` set, append a dialog's text to that file
-/// instead of showing it; returns whether it did.
-fn transcript(entry: &str) -> bool {
-    use std::io::Write;
-    let Some(path) = std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").filter(|p| !p.is_empty()) else {
-        return false;
-    };
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(format!("{entry}\n---\n").as_bytes()));
-    if let Err(e) = written {
-        log::warn!("cannot write the dialog transcript: {e}");
-    }
-    true
 }
 
 #[cfg(windows)]

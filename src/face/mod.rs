@@ -158,6 +158,29 @@ pub fn shortcut_exe(
     }
 }
 
+/// Whether `VBLAUNCH_GUI_TRANSCRIPT` asks for a transcript instead of windows.
+pub fn transcript_on() -> bool {
+    std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").is_some_and(|p| !p.is_empty())
+}
+
+/// With `VBLAUNCH_GUI_TRANSCRIPT` set, append what a window shows to that
+/// file instead of showing it; returns whether it did.
+pub fn transcript(entry: &str) -> bool {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("VBLAUNCH_GUI_TRANSCRIPT").filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{entry}\n---\n").as_bytes()));
+    if let Err(e) = written {
+        log::warn!("cannot write the dialog transcript: {e}");
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

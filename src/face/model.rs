@@ -273,7 +273,11 @@ pub struct Launch {
     vm: String,
     log_file: String,
     phase: Phase,
+    /// The progress window of the current stretch of work is showing.
     shown: bool,
+    /// When the current stretch of work (the launch; later the fold on
+    /// exit) began, as `screen`'s `at`; `None` while nothing is busy.
+    busy_since: Option<Duration>,
 }
 
 impl Launch {
@@ -283,6 +287,7 @@ impl Launch {
             log_file: log_file.to_string(),
             phase: Phase::Checking,
             shown: false,
+            busy_since: Some(Duration::ZERO),
         }
     }
 
@@ -312,12 +317,28 @@ impl Launch {
     }
 
     /// What to show `at` after the launch began. A progress window appears
-    /// after [`SHOW_AFTER`] (at once when the user must act: VirtualBox is
-    /// open), and once shown stays until the work is done.
+    /// once a stretch of work (the launch, or the fold on exit after the VM
+    /// shut down) has taken [`SHOW_AFTER`] (at once when the user must act:
+    /// VirtualBox is open), and once shown stays until that work is done.
+    /// Its elapsed time counts from the start of that stretch.
     pub fn screen(&mut self, at: Duration) -> Screen {
+        let busy = matches!(
+            self.phase,
+            Phase::Checking | Phase::Waiting { .. } | Phase::Merging { .. } | Phase::Starting
+        );
+        if !busy {
+            self.busy_since = None;
+            self.shown = false;
+        }
+        let since = if busy {
+            *self.busy_since.get_or_insert(at)
+        } else {
+            at
+        };
+        let took = at.saturating_sub(since);
         let vm = &self.vm;
         let title = format!("{vm} — vblaunch");
-        let elapsed = format!("Elapsed {}:{:02}", at.as_secs() / 60, at.as_secs() % 60);
+        let elapsed = format!("Elapsed {}:{:02}", took.as_secs() / 60, took.as_secs() % 60);
         let busy = |heading: String, text: String, percent, cancel| {
             Screen::Progress(ProgressView {
                 title: title.clone(),
@@ -371,12 +392,86 @@ impl Launch {
         };
         if let Screen::Progress(_) = &screen {
             let must_act = matches!(self.phase, Phase::Waiting { .. });
-            if !(self.shown || must_act || at >= SHOW_AFTER) {
+            if !(self.shown || must_act || took >= SHOW_AFTER) {
                 return Screen::Nothing;
             }
             self.shown = true;
         }
         screen
+    }
+}
+
+impl ProgressView {
+    /// The percentage as the window writes it next to the bar ("40 %"), or
+    /// what it says while no percentage is known.
+    pub fn percent_label(&self) -> String {
+        match self.percent {
+            Some(p) => format!("{p}%"),
+            None => "Working…".to_string(),
+        }
+    }
+}
+
+impl Screen {
+    /// What this screen shows, as the GUI transcript records it
+    /// (`VBLAUNCH_GUI_TRANSCRIPT`: tests read what was shown, in order).
+    /// The elapsed time is left out, so that an entry changes only when what
+    /// the window says does. `None`: nothing of vblaunch's own is shown (a
+    /// failure is recorded by the failure dialog itself).
+    pub fn transcript(&self) -> Option<String> {
+        match self {
+            Screen::Nothing | Screen::Failure(_) => None,
+            Screen::Progress(p) => {
+                let mut out = format!("{}\n\n{}\n", p.title, p.heading);
+                if !p.text.is_empty() {
+                    out.push_str(&format!("{}\n", p.text));
+                }
+                out.push_str(&format!("progress: {}\n", p.percent_label()));
+                out.push_str(if p.cancel { "[Cancel]" } else { "[no Cancel]" });
+                Some(out)
+            }
+            Screen::Tray(t) => {
+                let menu: Vec<&str> = t.menu.iter().map(|i| i.label()).collect();
+                Some(format!(
+                    "notification icon: {}\nmenu: [{}]",
+                    t.tooltip,
+                    menu.join("] [")
+                ))
+            }
+            Screen::Toast(text) => Some(format!("balloon: {text}")),
+        }
+    }
+}
+
+/// Whether a top-level window's title is that of `vm`'s own VirtualBox
+/// window: "Dev Box [Running] - Oracle VirtualBox" (6.x: "… - Oracle VM
+/// VirtualBox"). The name must be the whole first part: "Dev Box 2 [Running]"
+/// is another VM's.
+pub fn is_vm_window(title: &str, vm: &str) -> bool {
+    !vm.is_empty() && title.contains("VirtualBox") && title.starts_with(&format!("{vm} ["))
+}
+
+/// The dialog *Status* opens from the notification-area icon: what
+/// `vblaunch status "<VM>"` printed, or why it could not say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusDialog {
+    pub title: String,
+    pub heading: String,
+    pub text: String,
+}
+
+pub fn status_dialog(vm: &str, printed: Result<String, String>) -> StatusDialog {
+    let (heading, text) = match printed {
+        Ok(out) => (format!("{vm} is running"), out.trim_end().to_string()),
+        Err(e) => (
+            format!("vblaunch could not read the status of {vm}"),
+            e.trim_end().to_string(),
+        ),
+    };
+    StatusDialog {
+        title: format!("{vm} — vblaunch status"),
+        heading,
+        text,
     }
 }
 
@@ -395,6 +490,21 @@ pub enum SecondLaunch {
 pub fn second_launch(vm: &str, code: Code, vm_running: Option<bool>) -> SecondLaunch {
     match (code, vm_running) {
         (Code::LockHeld, Some(true)) => SecondLaunch::ShowRunningVm {
+            message: format!("{vm} is already running."),
+        },
+        _ => SecondLaunch::Fail,
+    }
+}
+
+/// A shortcut launch of a VM that already runs — started by an earlier
+/// launch that still waits for it, or from VirtualBox: there is nothing to
+/// fold or start, and a double-click does not mean "wait until its window
+/// closes" (which is what the launch would do: the VM's window is a
+/// VirtualBox front end). `None` (VirtualBox could not be asked): launch as
+/// usual ([`SecondLaunch::Fail`] here means: not this case, go on).
+pub fn launch_of_running_vm(vm: &str, vm_running: Option<bool>) -> SecondLaunch {
+    match vm_running {
+        Some(true) => SecondLaunch::ShowRunningVm {
             message: format!("{vm} is already running."),
         },
         _ => SecondLaunch::Fail,
@@ -663,6 +773,108 @@ mod tests {
             second_launch("Dev Box", Code::VmState, Some(true)),
             SecondLaunch::Fail
         );
+    }
+
+    #[test]
+    fn the_fold_on_exit_is_a_stretch_of_its_own() {
+        let mut l = Launch::new("Dev Box", LOG);
+        l.apply(&Event::Started {
+            start_type: "gui".into(),
+        });
+        l.apply(&Event::Holding);
+        assert!(matches!(l.screen(at(500)), Screen::Tray(_)));
+        // Hours later the VM shuts down and the session is folded: a quick
+        // fold shows no window, a slow one counts its own time.
+        l.apply(&Event::Merging { bytes: Some(4096) });
+        let t0 = 3 * 3600 * 1000;
+        assert_eq!(l.screen(at(t0)), Screen::Nothing);
+        assert_eq!(l.screen(at(t0 + 900)), Screen::Nothing);
+        let p = progress(l.screen(at(t0 + 62_000)));
+        assert_eq!(p.elapsed, "Elapsed 1:02");
+        l.apply(&Event::SessionEnded { folded: true });
+        assert!(matches!(l.screen(at(t0 + 62_100)), Screen::Toast(_)));
+    }
+
+    #[test]
+    fn the_transcript_says_what_each_screen_shows_without_the_clock() {
+        let mut l = Launch::new("Dev Box", LOG);
+        l.apply(&Event::Merging {
+            bytes: Some(1_395_864_371),
+        });
+        l.apply(&Event::Progress { percent: 40 });
+        let a = l.screen(at(1_500)).transcript().unwrap();
+        assert_eq!(
+            a,
+            "Dev Box — vblaunch\n\n\
+             Merging the last session (1.3 GiB) into the base disk — it cannot be cancelled\n\
+             Stopping a merge half-way could damage the disk, so there is no Cancel. \
+             You can keep working in other programs.\n\
+             progress: 40%\n[no Cancel]"
+        );
+        assert_eq!(l.screen(at(2_700)).transcript().unwrap(), a);
+        l.apply(&Event::WaitingForVirtualBox {
+            front_ends: "VirtualBox (pid 7)".into(),
+        });
+        let w = l.screen(at(3_000)).transcript().unwrap();
+        assert!(w.ends_with("progress: Working…\n[Cancel]"), "{w}");
+        l.apply(&Event::Holding);
+        assert_eq!(
+            l.screen(at(4_000)).transcript().unwrap(),
+            "notification icon: Dev Box is running — its base disk is frozen and safe to \
+             back up\nmenu: [Status] [Open log] [Stop waiting]"
+        );
+        l.apply(&Event::SessionEnded { folded: true });
+        assert_eq!(
+            l.screen(at(5_000)).transcript().unwrap(),
+            "balloon: Dev Box: today's work is in the base disk"
+        );
+        assert_eq!(Screen::Nothing.transcript(), None);
+    }
+
+    #[test]
+    fn the_vm_window_is_found_by_its_title() {
+        let vm = "Dev Box";
+        assert!(is_vm_window("Dev Box [Running] - Oracle VirtualBox", vm));
+        assert!(is_vm_window("Dev Box [Running] - Oracle VM VirtualBox", vm));
+        for other in [
+            "Dev Box — vblaunch",
+            "Dev Box 2 [Running] - Oracle VirtualBox",
+            "Dev [Running] - Oracle VirtualBox",
+            "Oracle VirtualBox Manager — Dev Box",
+            "Dev Box [Running] - notes.txt",
+        ] {
+            assert!(!is_vm_window(other, vm), "{other}");
+        }
+        assert!(!is_vm_window(" [Running] - Oracle VirtualBox", ""));
+    }
+
+    #[test]
+    fn the_status_dialog_shows_what_status_printed_or_why_not() {
+        let d = status_dialog(
+            "Dev Box",
+            Ok("VM 'Dev Box'\n  safe to back up: yes\n".into()),
+        );
+        assert_eq!(d.title, "Dev Box — vblaunch status");
+        assert_eq!(d.heading, "Dev Box is running");
+        assert_eq!(d.text, "VM 'Dev Box'\n  safe to back up: yes");
+        let d = status_dialog("Dev Box", Err("vblaunch.exe was not found\n".into()));
+        assert_eq!(d.heading, "vblaunch could not read the status of Dev Box");
+        assert_eq!(d.text, "vblaunch.exe was not found");
+    }
+
+    #[test]
+    fn a_launch_of_a_running_vm_shows_it_instead_of_waiting_for_it() {
+        assert_eq!(
+            launch_of_running_vm("Dev Box", Some(true)),
+            SecondLaunch::ShowRunningVm {
+                message: "Dev Box is already running.".into()
+            }
+        );
+        assert_eq!(
+            launch_of_running_vm("Dev Box", Some(false)),
+            SecondLaunch::Fail
+        );
+        assert_eq!(launch_of_running_vm("Dev Box", None), SecondLaunch::Fail);
     }
 
     #[test]

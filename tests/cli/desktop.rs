@@ -226,7 +226,7 @@ fn a_slow_fold_shows_zenitys_progress_window_with_rising_percentages() {
     let w = World::fake();
     adopted(&w, "Dev Box");
     let d = Desktop::new(&w, &["zenity", "xdg-open", "notify-send"]);
-    fault(&w, &["snapshot", "delete", "slow", "3000"]);
+    fault(&w, &["snapshot", "delete", "slow-progress", "300"]);
     let out = vblaunchw(&w, &d, true, &[], &LAUNCH);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let windows = d.of("zenity");
@@ -417,7 +417,7 @@ fn kdialog_shows_progress_over_qdbus_and_the_failure_with_its_three_buttons() {
     let w = World::fake();
     adopted(&w, "Dev Box");
     let d = Desktop::new(&w, &["kdialog", "qdbus", "xdg-open", "xclip"]);
-    fault(&w, &["snapshot", "delete", "slow", "2500"]);
+    fault(&w, &["snapshot", "delete", "slow-progress", "250"]);
     for _ in 0..3 {
         fault(&w, &["startvm", "real", "frontend-missing"]);
     }

@@ -9,15 +9,141 @@ use crate::support::*;
 
 const VBLAUNCHW: &str = env!("CARGO_BIN_EXE_vblaunchw");
 
-/// vblaunchw with the dialogs going to `transcript`.
-fn vblaunchw(w: &World, transcript: &Path, args: &[&str]) -> Output {
+/// vblaunchw with what its windows show going to `transcript`.
+fn vblaunchw_cmd(w: &World, transcript: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(VBLAUNCHW);
     w.base_env_pub(&mut cmd);
     cmd.env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .env("VBLAUNCH_CONFIG", w.config_file())
         .env("VBLAUNCH_GUI_TRANSCRIPT", transcript)
         .args(args)
         .stdin(Stdio::null());
-    cmd.output().unwrap()
+    cmd
+}
+
+fn vblaunchw(w: &World, transcript: &Path, args: &[&str]) -> Output {
+    vblaunchw_cmd(w, transcript, args).output().unwrap()
+}
+
+/// The transcript's entries, in the order they were shown.
+#[cfg(windows)]
+fn entries(transcript: &Path) -> Vec<String> {
+    std::fs::read_to_string(transcript)
+        .unwrap_or_default()
+        .split("\n---\n")
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A slow merge (the fake prints its progress a step every 250 ms): the
+/// progress window says what happens, that it cannot be cancelled, and the
+/// merge's percentages as they rise; no failure dialog.
+#[cfg(windows)]
+#[test]
+fn a_slow_fold_shows_the_merge_and_its_percentages_without_cancel() {
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    let shown = w.path("shown.txt");
+    let args = ["--pause-on-error", "launch", "Dev Box"];
+    // Yesterday's launch: takes the snapshot the next launch merges.
+    let out = vblaunchw(&w, &shown, &args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(entries(&shown).iter().all(|e| !e.contains("Merging")));
+    std::fs::remove_file(&shown).ok();
+    w.vbox_ok(&["fake", "set-state", "Dev Box", "poweroff"]);
+    w.vbox_ok(&["fake", "session", "Dev Box", "-"]);
+    w.vbox_ok(&[
+        "fake",
+        "fault",
+        "snapshot",
+        "delete",
+        "slow-progress",
+        "250",
+    ]);
+
+    let out = vblaunchw(&w, &shown, &args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let all = entries(&shown);
+    let merging: Vec<&String> = all.iter().filter(|e| e.contains("Merging")).collect();
+    assert!(merging.len() >= 3, "{all:#?}");
+    for e in &merging {
+        assert!(
+            e.starts_with("Dev Box — vblaunch\n\nMerging the last session ("),
+            "{e}"
+        );
+        assert!(
+            e.contains("into the base disk — it cannot be cancelled\n"),
+            "{e}"
+        );
+        assert!(e.ends_with("[no Cancel]"), "{e}");
+    }
+    let percents: Vec<u8> = merging
+        .iter()
+        .filter_map(|e| {
+            e.lines().find_map(|l| {
+                l.strip_prefix("progress: ")?
+                    .strip_suffix('%')?
+                    .parse::<u8>()
+                    .ok()
+            })
+        })
+        .collect();
+    assert!(percents.windows(2).all(|p| p[0] < p[1]), "{percents:?}");
+    assert!(
+        percents.iter().any(|p| (10..100).contains(p)),
+        "{percents:?}"
+    );
+    assert!(all.iter().all(|e| !e.contains("[Close]")), "{all:#?}");
+}
+
+/// `wait = true`: the notification icon while the VM runs, then (the VM
+/// shut down, the session folded) the balloon; exit 0.
+#[cfg(windows)]
+#[test]
+fn a_held_session_shows_the_icon_then_the_balloon() {
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    w.write_config("wait = true\nfold_on_exit = true\nwait_poll_ms = 50\n");
+    let shown = w.path("shown.txt");
+    let mut child = vblaunchw_cmd(&w, &shown, &["--pause-on-error", "launch", "Dev Box"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !entries(&shown)
+        .iter()
+        .any(|e| e.starts_with("notification icon: "))
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{:#?}",
+            entries(&shown)
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#?}",
+            entries(&shown)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(w.info("Dev Box").state, "running");
+    w.vbox_ok(&["fake", "set-state", "Dev Box", "poweroff"]);
+    w.vbox_ok(&["fake", "session", "Dev Box", "-"]);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{:#?}", entries(&shown));
+    let all = entries(&shown);
+    let icon = all.iter().position(|e| {
+        e == "notification icon: Dev Box is running — its base disk is frozen and safe to \
+              back up\nmenu: [Status] [Open log] [Stop waiting]"
+    });
+    let balloon = all
+        .iter()
+        .position(|e| e == "balloon: Dev Box: today's work is in the base disk");
+    assert!(icon.is_some() && icon < balloon, "{all:#?}");
+    // The session was folded on exit: vblaunch's snapshot is gone.
+    assert!(w.info("Dev Box").snapshots.is_empty(), "{all:#?}");
 }
 
 /// A second launch from the shortcut while vblaunch holds the VM: if the VM
@@ -54,6 +180,27 @@ fn a_second_launch_of_a_held_running_vm_says_it_runs_and_exits_0() {
         "Dev Box — vblaunch\n\nDev Box is already running.\n[OK]\n---\n"
     );
     drop(lock);
+}
+
+/// A double-click on the shortcut of a VM that already runs (started from
+/// VirtualBox, or by a launch that waits for it): no wait for its window to
+/// close, nothing folded or started; its window comes to the front, or (none
+/// found, as here) a note says it runs; exit 0.
+#[test]
+fn a_launch_of_a_running_vm_shows_it_and_changes_nothing() {
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    w.vbox_ok(&["fake", "set-state", "Dev Box", "running"]);
+    let shown = w.path("dialogs.txt");
+    let out = vblaunchw(&w, &shown, &["--pause-on-error", "launch", "Dev Box"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&shown).unwrap(),
+        "Dev Box — vblaunch\n\nDev Box is already running.\n[OK]\n---\n"
+    );
+    assert!(w.info("Dev Box").snapshots.is_empty());
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(log.contains("Dev Box is already running."), "{log}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //!   fake fault [--nth N] <cmd words…> hang|die|die-after|start-quirk|stale-settings|misname
 //!   fake fault [--nth N] <cmd words…> real <case>   (a recorded real fault, see faults.rs)
 //!   fake fault [--nth N] <cmd words…> delay <ms>   (answers as of the call's start, <ms> late)
-//!   fake fault [--nth N] <cmd words…> slow <ms>   (its progress `0%...10%...` spread over <ms>)
+//!   fake fault [--nth N] <cmd words…> slow-progress <ms>   (its 0%...10%... one step every <ms>)
 //!   fake set-state <vm> <state> [--session NAME]
 //!   fake session <vm> <NAME|->
 //!   fake linger on|off   (a power-off leaves the session closing, as real VirtualBox does)
@@ -318,7 +318,7 @@ const ACTIONS: &[&str] = &[
     "stale-settings",
     "misname",
     "delay",
-    "slow",
+    "slow-progress",
 ];
 
 fn fault_matches(words: &[String], args: &[String]) -> bool {
@@ -403,8 +403,9 @@ fn fire_fault(
             std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok(emit(out))
         }
-        // A long call the user watches: its progress printed step by step.
-        "slow" => {
+        // A slow call (a long merge): it works, and prints its progress
+        // (`0%...10%...`) one step every <ms>, as VirtualBox does as it goes.
+        "slow-progress" => {
             let out = cmds::dispatch(ctx, &mut st, args)?;
             persist(state_path, &st, before)?;
             drop(lock);
@@ -412,19 +413,26 @@ fn fire_fault(
                 .args
                 .first()
                 .and_then(|c| c.parse().ok())
-                .unwrap_or(3000);
-            let steps: Vec<&str> = out.stderr.split_inclusive("...").collect();
-            let pause = std::time::Duration::from_millis(ms / steps.len().max(1) as u64);
-            emit(Out {
-                stdout: out.stdout.clone(),
-                ..Out::default()
-            });
-            for step in steps {
-                let mut se = std::io::stderr();
-                let _ = se.write_all(&encoding::current_code_set(step));
+                .unwrap_or(500);
+            let (progress, rest) = if out.stderr.starts_with("0%") {
+                let end = out.stderr.find('\n').map_or(out.stderr.len(), |i| i + 1);
+                out.stderr.split_at(end)
+            } else {
+                ("", out.stderr.as_str())
+            };
+            let mut so = std::io::stdout();
+            let _ = so.write_all(&encoding::current_code_set(&out.stdout));
+            let _ = so.flush();
+            let mut se = std::io::stderr();
+            for step in progress.split_inclusive("...") {
+                let _ = se.write_all(step.as_bytes());
                 let _ = se.flush();
-                std::thread::sleep(pause);
+                if step.ends_with("...") {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
             }
+            let _ = se.write_all(&encoding::current_code_set(rest));
+            let _ = se.flush();
             Ok(out.code)
         }
         "fail" => {
@@ -528,7 +536,7 @@ fn control(ctx: &Ctx, st: &mut State, args: &[String]) -> Result<Out> {
             }
             let Some(pos) = rest.iter().position(|a| ACTIONS.contains(&a.as_str())) else {
                 return Ok(usage(
-                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname|delay|slow)",
+                    "fault: no action (fail|real|hang|die|die-after|start-quirk|stale-settings|misname|delay|slow-progress)",
                 ));
             };
             if pos == 0 {
