@@ -1760,8 +1760,9 @@ mod tests {
             PathBuf::from("/data/b/2026-11-26T06-00-00Z"),
         ];
         let s = restore_steps(&f, VM47, &cfg47());
+        let newest = Path::new("/data/b/2026-11-26T06-00-00Z").join("R.vbox");
         assert!(
-            s.contains("newest first: /data/b/2026-11-26T06-00-00Z/R.vbox,"),
+            s.contains(&format!("newest first: {},", newest.display())),
             "{s}"
         );
         assert!(
