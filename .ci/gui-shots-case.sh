@@ -48,6 +48,8 @@ case "$1" in
     ;;
   running-vm)
     vm_with_disk "$2"
+    # On its snapshot (frozen): the window comes forward and nothing else shows.
+    $F snapshot "$2" take current >/dev/null
     $F fake set-state "$2" running
     # The VM's own VirtualBox window, behind another program's.
     wine $D/examples/gui_windows.exe window "$2 [Running] - Oracle VirtualBox" 12 > "$CASE_DIR/vm-window.txt" &

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 #[cfg(not(windows))]
 use crate::face::desktop;
+use crate::face::model::VmNow;
 use crate::face::{Event, Face};
 
 /// `vblaunchw`'s main: run the command line with the platform's native face
@@ -41,11 +42,11 @@ pub fn gui_main() -> std::process::ExitCode {
         // A double-click on the shortcut of a VM that runs: show the VM.
         if launch && !global.dry_run {
             let _ = crate::logging::init(global.verbosity(), &crate::logging::log_file_path());
-            if let crate::face::model::SecondLaunch::ShowRunningVm { message } =
+            if let crate::face::model::SecondLaunch::ShowRunningVm { message, warn } =
                 crate::face::model::launch_of_running_vm(&vm, vm_is_running(global.clone(), &vm))
             {
                 log::info!("{message} Nothing to fold or start (a shortcut launch).");
-                show_running_vm(&vm, &message);
+                show_running_vm(&vm, &message, warn);
                 return std::process::ExitCode::SUCCESS;
             }
         }
@@ -76,11 +77,11 @@ pub fn gui_main() -> std::process::ExitCode {
         // and that runs is not an error.
         if launch && code == crate::exit::Code::LockHeld {
             let running = vm_is_running(global, &vm);
-            if let crate::face::model::SecondLaunch::ShowRunningVm { message } =
+            if let crate::face::model::SecondLaunch::ShowRunningVm { message, warn } =
                 crate::face::model::second_launch(&vm, code, running)
             {
                 log::info!("{message} ({err})");
-                show_running_vm(&vm, &message);
+                show_running_vm(&vm, &message, warn);
                 return std::process::ExitCode::SUCCESS;
             }
         }
@@ -120,23 +121,35 @@ fn platform_face(vm: &str, global: &crate::cli::Global) -> Option<Arc<dyn Face>>
 
 /// A second launch of a VM that runs: its VirtualBox window comes to the
 /// front; without one, the note says it runs.
-fn show_running_vm(vm: &str, message: &str) {
+fn show_running_vm(vm: &str, message: &str, warn: bool) {
     #[cfg(windows)]
     if let Some(title) = crate::face::windows::bring_vm_window_to_front(vm) {
         log::info!("brought the window '{title}' to the front");
         let _ =
             crate::face::transcript(&format!("{vm} — vblaunch\n\nbrought to the front: {title}"));
-        return;
+        if !warn {
+            return;
+        }
+    }
+    if warn {
+        log::warn!("{message}");
     }
     show_note(&format!("{vm} — vblaunch"), message);
 }
 
 /// Whether VirtualBox says `vm` is running; `None` when it cannot be asked.
-fn vm_is_running(global: crate::cli::Global, vm: &str) -> Option<bool> {
+fn vm_is_running(global: crate::cli::Global, vm: &str) -> Option<VmNow> {
     let ctx = crate::Context::new(global, None).ok()?;
     let eff = ctx.effective(&[vm]);
     let info = ctx.vbox(&eff).ok()?.show_vm_info(vm).ok()?;
-    Some(info.state == crate::vbox::state::VmState::Running)
+    Some(if info.state == crate::vbox::state::VmState::Running {
+        // On a snapshot, the VM writes to its differencing image.
+        VmNow::Running {
+            frozen: info.current().is_some(),
+        }
+    } else {
+        VmNow::NotRunning
+    })
 }
 
 fn fail_once(vm: &str, err: &anyhow::Error) -> std::process::ExitCode {

@@ -475,22 +475,49 @@ pub fn status_dialog(vm: &str, printed: Result<String, String>) -> StatusDialog 
     }
 }
 
+/// What VirtualBox says of the VM a shortcut launches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmNow {
+    /// Not running (a launch goes on).
+    NotRunning,
+    /// Running; `frozen`: on a snapshot, so its writes go to a differencing
+    /// image and the base disks do not change.
+    Running { frozen: bool },
+}
+
+/// The note for a VM that runs already: its name, and — when it runs
+/// without a snapshot (started from VirtualBox, not from the shortcut) —
+/// that its base disk changes under a backup, and what to do.
+fn already_running(vm: &str, frozen: bool) -> String {
+    if frozen {
+        format!("{vm} is already running.")
+    } else {
+        format!(
+            "{vm} is already running, without a snapshot (it was not started by vblaunch): it \
+             writes straight into its base disk, so a backup of that disk now is not \
+             consistent. Shut {vm} down and start it from this shortcut."
+        )
+    }
+}
+
 /// What a second launch of a VM that vblaunch already holds does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecondLaunch {
     /// The VM runs: bring its window to the front (or say it runs); exit 0.
-    ShowRunningVm { message: String },
+    /// `warn`: the note must show even then (the base disk is not frozen).
+    ShowRunningVm { message: String, warn: bool },
     /// Not the single-instance case: show the failure as usual.
     Fail,
 }
 
 /// A double-click on the shortcut while vblaunch holds the VM (lock held) and
-/// the VM is running is not an error. `vm_running`: `None` when VirtualBox
-/// could not be asked (then the lock error is shown, failing closed).
-pub fn second_launch(vm: &str, code: Code, vm_running: Option<bool>) -> SecondLaunch {
-    match (code, vm_running) {
-        (Code::LockHeld, Some(true)) => SecondLaunch::ShowRunningVm {
-            message: format!("{vm} is already running."),
+/// the VM is running is not an error. `now`: `None` when VirtualBox could
+/// not be asked (then the lock error is shown, failing closed).
+pub fn second_launch(vm: &str, code: Code, now: Option<VmNow>) -> SecondLaunch {
+    match (code, now) {
+        (Code::LockHeld, Some(VmNow::Running { frozen })) => SecondLaunch::ShowRunningVm {
+            message: already_running(vm, frozen),
+            warn: !frozen,
         },
         _ => SecondLaunch::Fail,
     }
@@ -502,10 +529,11 @@ pub fn second_launch(vm: &str, code: Code, vm_running: Option<bool>) -> SecondLa
 /// closes" (which is what the launch would do: the VM's window is a
 /// VirtualBox front end). `None` (VirtualBox could not be asked): launch as
 /// usual ([`SecondLaunch::Fail`] here means: not this case, go on).
-pub fn launch_of_running_vm(vm: &str, vm_running: Option<bool>) -> SecondLaunch {
-    match vm_running {
-        Some(true) => SecondLaunch::ShowRunningVm {
-            message: format!("{vm} is already running."),
+pub fn launch_of_running_vm(vm: &str, now: Option<VmNow>) -> SecondLaunch {
+    match now {
+        Some(VmNow::Running { frozen }) => SecondLaunch::ShowRunningVm {
+            message: already_running(vm, frozen),
+            warn: !frozen,
         },
         _ => SecondLaunch::Fail,
     }
@@ -754,15 +782,20 @@ mod tests {
     #[test]
     fn a_second_launch_of_a_running_held_vm_is_not_an_error() {
         assert_eq!(
-            second_launch("Dev Box", Code::LockHeld, Some(true)),
+            second_launch(
+                "Dev Box",
+                Code::LockHeld,
+                Some(VmNow::Running { frozen: true })
+            ),
             SecondLaunch::ShowRunningVm {
-                message: "Dev Box is already running.".into()
+                message: "Dev Box is already running.".into(),
+                warn: false
             }
         );
         // Held but not running (a fold in progress), unknown, or another error:
         // the failure dialog as usual.
         assert_eq!(
-            second_launch("Dev Box", Code::LockHeld, Some(false)),
+            second_launch("Dev Box", Code::LockHeld, Some(VmNow::NotRunning)),
             SecondLaunch::Fail
         );
         assert_eq!(
@@ -770,7 +803,11 @@ mod tests {
             SecondLaunch::Fail
         );
         assert_eq!(
-            second_launch("Dev Box", Code::VmState, Some(true)),
+            second_launch(
+                "Dev Box",
+                Code::VmState,
+                Some(VmNow::Running { frozen: true })
+            ),
             SecondLaunch::Fail
         );
     }
@@ -865,13 +902,23 @@ mod tests {
     #[test]
     fn a_launch_of_a_running_vm_shows_it_instead_of_waiting_for_it() {
         assert_eq!(
-            launch_of_running_vm("Dev Box", Some(true)),
+            launch_of_running_vm("Dev Box", Some(VmNow::Running { frozen: true })),
             SecondLaunch::ShowRunningVm {
-                message: "Dev Box is already running.".into()
+                message: "Dev Box is already running.".into(),
+                warn: false
             }
         );
+        // Started from VirtualBox without a snapshot: never a silent "fine".
+        match launch_of_running_vm("Dev Box", Some(VmNow::Running { frozen: false })) {
+            SecondLaunch::ShowRunningVm { message, warn } => assert!(
+                warn && message.contains("writes straight into its base disk")
+                    && message.contains("start it from this shortcut"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
-            launch_of_running_vm("Dev Box", Some(false)),
+            launch_of_running_vm("Dev Box", Some(VmNow::NotRunning)),
             SecondLaunch::Fail
         );
         assert_eq!(launch_of_running_vm("Dev Box", None), SecondLaunch::Fail);

@@ -170,7 +170,8 @@ fn a_second_launch_of_a_held_running_vm_says_it_runs_and_exits_0() {
     );
     std::fs::remove_file(&shown).unwrap();
 
-    // Held, VM running: no error.
+    // Held, VM running (on its snapshot): no error.
+    w.vbox_ok(&["snapshot", "Dev Box", "take", "current"]);
     w.vbox_ok(&["fake", "set-state", "Dev Box", "running"]);
     let out = vblaunchw(&w, &shown, &args);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -190,6 +191,7 @@ fn a_second_launch_of_a_held_running_vm_says_it_runs_and_exits_0() {
 fn a_launch_of_a_running_vm_shows_it_and_changes_nothing() {
     let w = World::fake();
     w.create_vm("Dev Box", 16);
+    w.vbox_ok(&["snapshot", "Dev Box", "take", "current"]);
     w.vbox_ok(&["fake", "set-state", "Dev Box", "running"]);
     let shown = w.path("dialogs.txt");
     let out = vblaunchw(&w, &shown, &["--pause-on-error", "launch", "Dev Box"]);
@@ -198,9 +200,35 @@ fn a_launch_of_a_running_vm_shows_it_and_changes_nothing() {
         std::fs::read_to_string(&shown).unwrap(),
         "Dev Box — vblaunch\n\nDev Box is already running.\n[OK]\n---\n"
     );
-    assert!(w.info("Dev Box").snapshots.is_empty());
+    assert_eq!(
+        w.info("Dev Box").snapshots.len(),
+        1,
+        "nothing taken or merged"
+    );
     let log = std::fs::read_to_string(w.log_file()).unwrap();
     assert!(log.contains("Dev Box is already running."), "{log}");
+}
+
+/// The same for a VM started from VirtualBox without a snapshot: it writes
+/// into its base disk, and the note says so (never a silent "it runs").
+#[test]
+fn a_launch_of_a_vm_running_without_a_snapshot_says_its_base_is_not_frozen() {
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    w.vbox_ok(&["fake", "set-state", "Dev Box", "running"]);
+    let shown = w.path("dialogs.txt");
+    let out = vblaunchw(&w, &shown, &["--pause-on-error", "launch", "Dev Box"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&shown).unwrap();
+    assert!(
+        text.contains("without a snapshot")
+            && text.contains("writes straight into its base disk")
+            && text.contains("start it from this shortcut"),
+        "{text}"
+    );
+    assert!(w.info("Dev Box").snapshots.is_empty(), "nothing taken");
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(log.contains("writes straight into its base disk"), "{log}");
 }
 
 #[test]
