@@ -53,6 +53,9 @@ CALL_REASONS = [
      "the fold (merge); by UUID, never by name"),
     ("snapshot VM-UUID take current --description=…", "seed's call",
      "the fresh snapshot; the description carries vblaunch's marker"),
+    ("setextradata VM-UUID vblaunch/own", "after the take",
+     "records the snapshots vblaunch took (UUIDs) in the VM's .vbox: a snapshot is vblaunch's only "
+     "with its marker and this record, and the record travels with the VM folder"),
     ("startvm VM-UUID --type …", "launch only", "starts the VM"),
 ]
 
@@ -273,7 +276,10 @@ def section_calls(a, out):
         for i, c in enumerate(launch_calls, 1):
             s = short(c, uuid)
             key = s.replace("Bench", "VM").replace("headless", "…")
-            key_r = reasons.get(key)
+            # Exact, else by prefix (a call whose tail holds UUIDs).
+            key_r = reasons.get(key) or next(
+                (r for r in CALL_REASONS if key.startswith(r[0] + " ")), None
+            )
             why = f"{key_r[1]}: {key_r[2]}" if key_r else "?"
             lines.append(f"| {i} | `{s}` | {why} |")
         out.append("\n".join(lines))
