@@ -155,9 +155,11 @@ fn snapshot_suffix<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Whether a line starts the next snapshot node or the current-snapshot block,
-/// i.e. can follow the end of a raw description.
+/// or is the first line after the snapshot section (`GuestMemoryBalloon=`,
+/// 7.2: the last node printed is not the current one after a restore, see
+/// tests/fixtures/93-*), i.e. can follow the end of a raw description.
 fn starts_snapshot_key(line: &str) -> bool {
-    if line.starts_with("CurrentSnapshotName=\"") {
+    if line.starts_with("CurrentSnapshotName=\"") || line.starts_with("GuestMemoryBalloon=") {
         return true;
     }
     match line.split_once("=\"") {
@@ -408,6 +410,25 @@ mod tests {
     use super::*;
 
     use crate::fixture;
+
+    #[test]
+    fn a_restored_vm_whose_current_snapshot_is_not_printed_last_parses() {
+        // Restored to 'a' (two-line description): 'a' is current, its child
+        // 'b' is printed after the current-snapshot block.
+        let vm = parse(&crate::fixture(
+            "93-showvminfo-restored-current-not-last.stdout",
+        ))
+        .unwrap();
+        assert_eq!(vm.snapshots.len(), 2);
+        assert_eq!(
+            vm.snapshots[0].description.as_deref(),
+            Some("first\nline two")
+        );
+        assert_eq!(vm.snapshots[1].name, "b");
+        assert_eq!(vm.snapshots[1].description.as_deref(), Some("second"));
+        assert_eq!(vm.snapshots[1].parent, Some(0));
+        assert_eq!(vm.current().map(|s| s.name.as_str()), Some("a"));
+    }
 
     #[test]
     fn parses_recorded_vm_without_snapshots() {
