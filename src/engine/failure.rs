@@ -97,6 +97,15 @@ pub fn compare(before: &VmInfo, after: &VmInfo, merge_of: Option<&str>, refused:
     o
 }
 
+/// Which run failed: what the user runs again to go on from where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Fold,
+    /// A restore, finished by restoring `current` (it deletes the discarded
+    /// restore points left; a fold would refuse them as a branch).
+    Restore,
+}
+
 /// Turn a failed step into an error that says what is true now: the VM
 /// re-read from VirtualBox, its settings file checked, compared with the VM
 /// before the run; then whether the base disks are consistent, and the one
@@ -106,6 +115,7 @@ pub fn verified_failure(
     vb: &VBoxManage,
     before: &VmInfo,
     merge_of: Option<&str>,
+    run: Run,
     err: anyhow::Error,
 ) -> anyhow::Error {
     let refused = crate::vbox::changed_nothing(&err);
@@ -190,13 +200,23 @@ pub fn verified_failure(
                 .display()
         )
     } else if outcome.incomplete_merge.is_some() {
+        let again = match run {
+            Run::Fold => format!("vblaunch fold {vm_arg}"),
+            Run::Restore => format!("vblaunch restore {vm_arg} --to current"),
+        };
         format!(
-            "fix what VirtualBox reports below, then run `vblaunch fold {vm_arg}`: it repeats the \
-             merge and completes it (VirtualBox merges in place and removes the snapshot last, so \
-             nothing is lost)"
+            "fix what VirtualBox reports below, then run `{again}`: it repeats the merge and \
+             completes it (VirtualBox merges in place and removes the snapshot last, so nothing \
+             is lost)"
         )
     } else {
-        "fix what VirtualBox reports below, then run vblaunch again".to_string()
+        match run {
+            Run::Fold => "fix what VirtualBox reports below, then run vblaunch again".to_string(),
+            Run::Restore => format!(
+                "fix what VirtualBox reports below, then run `vblaunch restore {vm_arg} --to \
+                 current` to finish (or the restore again, if nothing was changed)"
+            ),
+        }
     };
     text.push_str(&format!("\nNext step: {next}."));
     err.context(text)

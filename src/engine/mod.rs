@@ -38,7 +38,7 @@ use crate::plan::{self, Plan, RestorePlan, Step};
 use crate::snapshots;
 use crate::vbox::{Medium, StartType, VBoxManage, VmInfo};
 use crate::Context;
-use failure::verified_failure;
+use failure::{verified_failure, Run};
 pub use open::{open, LockedVm};
 
 /// Whether a fold is followed by starting the VM (a launch) or not.
@@ -493,13 +493,13 @@ fn execute(
             Ok(Some(uuid)) => {
                 journal.set_snapshot(&uuid);
                 if let Err(e) = record_own(vb, vm, plan, &uuid, journal) {
-                    return Err(verified_failure(ctx, vb, vm, None, e));
+                    return Err(verified_failure(ctx, vb, vm, None, Run::Fold, e));
                 }
                 taken = Some(uuid);
             }
             Ok(None) => {}
             Err(e) => {
-                return Err(verified_failure(ctx, vb, vm, step.merges(), e));
+                return Err(verified_failure(ctx, vb, vm, step.merges(), Run::Fold, e));
             }
         }
     }
@@ -660,14 +660,17 @@ pub fn restore(ctx: &Context, session: &LockedVm, plan: &RestorePlan) -> Result<
         })?;
     for step in &plan.steps {
         let (kind, what) = steps::journal(step);
-        journal.step(
-            kind,
-            what,
-            &vm.uuid,
-            step.snapshot(),
-            || steps::run(vb, vm, step).map(|_| ()),
-            &crate::vbox::changed_nothing,
-        )?;
+        journal
+            .step(
+                kind,
+                what,
+                &vm.uuid,
+                step.snapshot(),
+                || steps::run(vb, vm, step).map(|_| ()),
+                &crate::vbox::changed_nothing,
+            )
+            // What the failed step left, checked, as for a fold.
+            .map_err(|e| verified_failure(ctx, vb, vm, step.merges(), Run::Restore, e))?;
     }
     log::info!(
         "VM '{}' is back at '{}' (taken {}); the next launch folds as usual.",

@@ -80,20 +80,15 @@ pub fn run(vb: &VBoxManage, vm: &VmInfo, step: &Step) -> Result<Option<String>> 
             log::info!("Merged in {:.1} s.", t.elapsed().as_secs_f64());
         }
         Step::Restore { uuid, name } => {
-            vb.snapshot_restore(&vm.uuid, uuid).map_err(|e| {
-                e.context(format!(
-                    "restoring '{name}' {{{uuid}}} failed; nothing was changed. Fix what \
-                     VirtualBox reports below, then run the restore again"
-                ))
-            })?;
+            vb.snapshot_restore(&vm.uuid, uuid)
+                .map_err(|e| e.context(format!("restoring '{name}' {{{uuid}}} failed")))?;
             log::info!("Restored '{name}' {{{uuid}}}.");
         }
         Step::Discard { uuid, name } => {
             vb.snapshot_delete(&vm.uuid, uuid).map_err(|e| {
                 e.context(format!(
                     "the VM was restored, but deleting the discarded restore point '{name}' \
-                     {{{uuid}}} failed. Run `vblaunch restore \"{}\" --to current` to finish",
-                    vm.name
+                     {{{uuid}}} failed"
                 ))
             })?;
             log::info!("Deleted discarded restore point '{name}' {{{uuid}}}.");

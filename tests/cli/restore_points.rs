@@ -256,3 +256,56 @@ fn status_names_running_virtualbox_front_ends() {
         "{r}"
     );
 }
+
+/// A restore whose step fails reports what VirtualBox holds, checked, as a
+/// fold does: "nothing was changed" only when that is what it found, and the
+/// next step is the restore (a fold would refuse the discarded branch).
+#[test]
+fn a_failed_restore_says_what_it_found_and_how_to_finish() {
+    let w = World::fake();
+    let vm = w.create_vm("R", 16);
+    for _ in 0..3 {
+        fold(&w, "R", &["--keep", "3"]);
+    }
+    // VirtualBox refuses the restore itself: nothing changes.
+    let before = w.state(&vm.uuid);
+    w.vbox_ok(&[
+        "fake",
+        "fault",
+        "snapshot",
+        "restore",
+        "fail",
+        "1",
+        "VBoxManage: error: Could not restore the snapshot",
+    ]);
+    let r = w.vblaunch(&["restore", "R", "--to", "previous", "--yes"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(
+        r.stderr.contains("checked just now") && r.stderr.contains("Nothing was changed"),
+        "{r}"
+    );
+    assert_eq!(w.state(&vm.uuid), before);
+
+    // The restore worked, deleting the discarded restore point failed: the
+    // report names the restore as the change, and the next step finishes it.
+    w.vbox_ok(&[
+        "fake",
+        "fault",
+        "snapshot",
+        "delete",
+        "fail",
+        "1",
+        "VBoxManage: error: Could not merge the snapshot",
+    ]);
+    let r = w.vblaunch(&["restore", "R", "--to", "previous", "--yes"]);
+    assert_eq!(r.code, 9, "{r}");
+    assert!(!r.stderr.contains("Nothing was changed"), "{r}");
+    assert!(
+        r.stderr.contains("the VM's current snapshot is now")
+            && r.stderr.contains("vblaunch restore R --to current"),
+        "{r}"
+    );
+    let r = w.vblaunch(&["restore", "R", "--to", "current", "--yes"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_restore_points(&w, &vm.uuid, 2);
+}
