@@ -161,16 +161,32 @@ mod layers {
             let code = text.split("#[cfg(test)]\nmod ").next().unwrap();
             for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
                 for (i, _) in line.match_indices("crate::") {
-                    let used: String = line[i + 7..]
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    if used.is_empty() || used == top || used == "fixture" {
-                        continue;
-                    }
-                    match layer(&used) {
-                        Some(l) if l < own => {}
-                        _ => wrong.push(format!("src/{rel}: uses crate::{used}")),
+                    let after = &line[i + 7..];
+                    let ident = |s: &str| -> String {
+                        s.trim_start()
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect()
+                    };
+                    // `crate::{a, b::c}`: each module of the group (on one line).
+                    let used: Vec<String> = match after.strip_prefix('{') {
+                        Some(group) => group
+                            .split('}')
+                            .next()
+                            .unwrap_or_default()
+                            .split(',')
+                            .map(ident)
+                            .collect(),
+                        None => vec![ident(after)],
+                    };
+                    for used in used {
+                        if used.is_empty() || used == top || used == "fixture" {
+                            continue;
+                        }
+                        match layer(&used) {
+                            Some(l) if l < own => {}
+                            _ => wrong.push(format!("src/{rel}: uses crate::{used}")),
+                        }
                     }
                 }
             }
