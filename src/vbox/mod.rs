@@ -141,10 +141,12 @@ pub fn run_error_of(err: &anyhow::Error) -> Option<&process::RunError> {
 
 /// Whether a failed call was refused by VirtualBox before it changed
 /// anything, as the classifier judges VirtualBox's first error line
-/// ([`errors::ErrorKind::may_have_changed`]). An error that is no classified
-/// VBoxManage failure counts as "may have changed something".
+/// ([`errors::ErrorKind::may_have_changed`]), or because VBoxManage could
+/// not even be started. Any other error (a timeout, an unclassified failure)
+/// counts as "may have changed something".
 pub fn changed_nothing(err: &anyhow::Error) -> bool {
-    errors::diagnosis_of(err).is_some_and(|d| !d.may_have_changed())
+    matches!(run_error_of(err), Some(process::RunError::Spawn { .. }))
+        || errors::diagnosis_of(err).is_some_and(|d| !d.may_have_changed())
 }
 
 fn describe_status(s: &std::process::ExitStatus) -> String {
@@ -803,9 +805,32 @@ mod tests {
             "{e:#}"
         );
         assert!(errors::diagnosis_of(&e).is_none());
+        assert!(changed_nothing(&e), "it never ran: it changed nothing");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_call_that_timed_out_may_have_changed_something() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("VBoxManage");
+        std::fs::write(&exe, "#!/bin/sh\nexec sleep 5\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let vb = VBoxManage {
+            exe,
+            call_timeout: Duration::from_millis(200),
+            stall_warning: Duration::from_secs(5),
+            progress: None,
+        };
+        let e = vb.version().unwrap_err();
+        assert_eq!(crate::exit::code_of(&e), Code::VBoxManageFailed);
+        assert!(
+            matches!(run_error_of(&e), Some(process::RunError::TimedOut { .. })),
+            "{e:#}"
+        );
         assert!(
             !changed_nothing(&e),
-            "no answer: it may have done something"
+            "stopped mid-way: it may have done something"
         );
     }
 
