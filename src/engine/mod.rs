@@ -80,18 +80,10 @@ fn hook_warn(eff: &crate::config::Effective, event: hooks::Event, vm: &hooks::Vm
     }
 }
 
-/// What `showvminfo` says while the VM process closes its session after a
-/// power-off (measured on 7.2.22: tests/fixtures/49-*; the second seen in a
-/// real-VM test run, "Context: COMGETTER(RemoteUSBDevices)"): a moment
-/// later the same call succeeds.
-const SESSION_CLOSING: &[&str] = &[
-    "Failed to get a console object from the direct session",
-    "The object is not ready",
-];
-
 /// Wait for the VM's session to end: its state leaves running/paused/…
 /// and no process holds its session. Polls, slower as time goes by; rides
-/// out a few [`SESSION_CLOSING`] failures in a row.
+/// out a few failures in a row while the VM process closes its session
+/// ([`crate::vbox::errors::ErrorKind::SessionClosing`]).
 pub fn wait_for_exit(vb: &VBoxManage, uuid: &str, first: std::time::Duration) -> Result<VmInfo> {
     let mut pause = first;
     let mut closing = 0;
@@ -99,7 +91,10 @@ pub fn wait_for_exit(vb: &VBoxManage, uuid: &str, first: std::time::Duration) ->
         let vm = match vb.show_vm_info(uuid) {
             Ok(vm) => vm,
             Err(e)
-                if closing < 10 && SESSION_CLOSING.iter().any(|m| format!("{e:#}").contains(m)) =>
+                if closing < 10
+                    && crate::vbox::errors::diagnosis_of(&e).is_some_and(|d| {
+                        d.kind == crate::vbox::errors::ErrorKind::SessionClosing
+                    }) =>
             {
                 closing += 1;
                 log::debug!("the VM's session is closing; asking again: {e:#}");

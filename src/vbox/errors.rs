@@ -94,6 +94,9 @@ pub enum ErrorKind {
     MediaLockFailed,
     /// The VM is starting, stopping, saving or merging.
     ChangingState,
+    /// The VM process is closing its session after a power-off: a read
+    /// fails for a moment, then works (only ever retried).
+    SessionClosing,
     /// The disk a merge would write into has more than one child.
     SharedParent,
     /// The host ran short of low memory.
@@ -222,6 +225,12 @@ fn kind_of_line(line: &str) -> Option<ErrorKind> {
     let has = |n: &str| line.contains(n);
     let kind = if has("VERR_NO_TRANSLATION") {
         NoTranslation
+    } else if has("Failed to get a console object from the direct session")
+        || has("The object is not ready")
+    {
+        // tests/fixtures/49-showvminfo-session-closing; the second seen in
+        // a real-VM test run ("Context: COMGETTER(RemoteUSBDevices)").
+        SessionClosing
     } else if has("Could not launch the VM process") {
         if has("VERR_FILE_NOT_FOUND") || has("VERR_PATH_NOT_FOUND") {
             FrontEndMissing
@@ -374,6 +383,7 @@ impl ErrorKind {
             LockedForWriting => "Another VirtualBox operation is using the disk right now.",
             MediaLockFailed => "VirtualBox could not lock the VM's disks; another VM or task is using one of them.",
             ChangingState => "The VM is in the middle of starting, stopping, saving or a snapshot operation.",
+            SessionClosing => "The VM's process was closing its session (the VM had just shut down) when VirtualBox was asked about it.",
             SharedParent => "The disk the snapshot would be merged into has more than one child image: it is shared (with another VM or another snapshot branch), so VirtualBox will not merge into it.",
             LowMemory => "The host ran short of low memory (a known VirtualBox issue on Linux hosts).",
             VmNotFound => "VirtualBox has no VM with that name or UUID.",
@@ -409,6 +419,7 @@ impl ErrorKind {
             LockedForWriting => "Wait until it finishes (or close the program using the VM), then run vblaunch again.",
             MediaLockFailed => "Close other VMs or programs that use this VM's disks (`VBoxManage list hdds` shows the locks), then run vblaunch again.",
             ChangingState => "Wait until the VM is powered off or saved and no other snapshot operation runs, then run vblaunch again.",
+            SessionClosing => "Run vblaunch again in a moment: the VM has finished shutting down by then.",
             SharedParent => "Find the other VM or snapshot that uses this disk (`VBoxManage list hdds` shows the children) and detach it or give it its own copy, then run vblaunch again.",
             LowMemory => "Wait a minute and run vblaunch again; close memory-hungry programs if it repeats.",
             VmNotFound => "Check the spelling (names are case-sensitive) or use the VM's UUID; 'VBoxManage list vms' lists them.",
@@ -441,10 +452,10 @@ impl ErrorKind {
         match self {
             // Refused before any change.
             VmNotFound | Inaccessible | LockedBySession | LockedForReading | LockedForWriting
-            | MediaLockFailed | ChangingState | SharedParent | NotEnoughMergeSpace
-            | ServiceUnreachable | RegistryDamaged | NoTranslation | FrontEndMissing
-            | SettingsFileMissing | ImageForeign | DiskMissing | DiskNotRegistered
-            | RegistryMismatch => false,
+            | MediaLockFailed | ChangingState | SessionClosing | SharedParent
+            | NotEnoughMergeSpace | ServiceUnreachable | RegistryDamaged | NoTranslation
+            | FrontEndMissing | SettingsFileMissing | ImageForeign | DiskMissing
+            | DiskNotRegistered | RegistryMismatch => false,
             // Failed part-way: a diff may exist, a merge may be half done, the
             // .vbox may be rewritten, truncated or left as .vbox-tmp.
             ServiceDied
@@ -603,6 +614,7 @@ mod tests {
                 LockedForReading,
             ),
             ("66-changing-state-snapshot-take", Op::Take, ChangingState),
+            ("49-showvminfo-session-closing", Op::Read, SessionClosing),
             (
                 "67-changing-state-snapshot-delete",
                 Op::Delete,
@@ -796,6 +808,7 @@ mod tests {
             LockedForWriting,
             MediaLockFailed,
             ChangingState,
+            SessionClosing,
             SharedParent,
             LowMemory,
             VmNotFound,
