@@ -122,3 +122,54 @@ impl Context {
         vbox::locate::locate(&explicit, &defaults, &|p: &Path| p.is_file())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vbox::StartType;
+    use std::time::Duration;
+
+    fn ctx(toml: &str, global: cli::Global) -> Context {
+        Context {
+            global,
+            config: Config {
+                file: config::from_toml_str(toml, "test.toml").unwrap(),
+                path: None,
+            },
+            config_path: PathBuf::from("test.toml"),
+            config_source: "test",
+            data_dir: PathBuf::from("/nonexistent"),
+            env_vboxmanage: None,
+            face: Arc::new(face::Console::new(false)),
+        }
+    }
+
+    #[test]
+    fn the_command_line_goes_over_the_vm_table_over_the_top_level() {
+        let toml = "keep = 2\nwait = false\nstart_type = \"gui\"\nwait_timeout_secs = 60\n\
+                    [vm.\"Dev Box\"]\nkeep = 3\nstart_type = \"separate\"\n";
+        // The file alone: the VM's table over the top level.
+        let e = ctx(toml, cli::Global::default()).effective(&["Dev Box"]);
+        assert_eq!(
+            (e.keep, e.start_type, e.wait, e.wait_timeout),
+            (3, StartType::Separate, false, Some(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            ctx(toml, cli::Global::default()).effective(&["Other"]).keep,
+            2
+        );
+        // The command line over both.
+        let g = cli::Global {
+            keep: Some(5),
+            start_type: Some(StartType::Headless),
+            wait: true,
+            wait_timeout: Some(0),
+            ..cli::Global::default()
+        };
+        let e = ctx(toml, g).effective(&["Dev Box"]);
+        assert_eq!(
+            (e.keep, e.start_type, e.wait, e.wait_timeout),
+            (5, StartType::Headless, true, Some(Duration::ZERO))
+        );
+    }
+}
