@@ -142,10 +142,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, String> {
     let state_file = m.attribute("stateFile").map(|f| resolve(dir, f));
     let aborted = m.attribute("aborted") == Some("true");
     let state = match (aborted, state_file.is_some()) {
-        (true, true) => "aborted-saved",
-        (true, false) => "aborted",
-        (false, true) => "saved",
-        (false, false) => "poweroff",
+        (true, true) => VmState::AbortedSaved,
+        (true, false) => VmState::Aborted,
+        (false, true) => VmState::Saved,
+        (false, false) => VmState::PowerOff,
     };
     let vm = VmInfo {
         name: name.to_string(),
@@ -157,7 +157,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, String> {
             m.attribute("snapshotFolder").unwrap_or("Snapshots"),
         )),
         log_folder: Some(dir.join("Logs")),
-        state: VmState::parse(state),
+        state,
         state_file,
         session_name: None,
         attachments,
