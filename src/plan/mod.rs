@@ -286,7 +286,8 @@ impl fmt::Display for Refusal {
         match self {
             Inaccessible { uuid } => write!(
                 f,
-                "VM {uuid} is inaccessible: VirtualBox cannot read its settings."
+                "VM {uuid} is inaccessible: VirtualBox cannot read its settings. Run `vblaunch \
+                 doctor {uuid}` to see why and what restores it. Nothing was changed."
             ),
             NotOffline { vm, state } => write!(
                 f,
@@ -485,9 +486,12 @@ impl fmt::Display for Refusal {
                 "VM '{vm}' was not shut down (state: {state}); a saved session is folded at the \
                  next launch instead."
             ),
-            ExitNothingToFold { vm } => {
-                write!(f, "VM '{vm}' has no vblaunch snapshot to fold.")
-            }
+            ExitNothingToFold { vm } => write!(
+                f,
+                "VM '{vm}' has no vblaunch snapshot to fold on exit (it was merged or deleted \
+                 while the VM ran). `vblaunch status \"{vm}\"` shows what the VM holds; the next \
+                 launch takes a fresh snapshot. Nothing was changed."
+            ),
             RestoreNotOff { vm, state, session } => {
                 let extra = if state.has_saved_state() {
                     " It has a saved state, which a restore would throw away: start it and shut \
