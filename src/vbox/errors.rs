@@ -95,7 +95,7 @@ pub enum ErrorKind {
     /// The VM is starting, stopping, saving or merging.
     ChangingState,
     /// The VM process is closing its session after a power-off: a read
-    /// fails for a moment, then works (only ever retried).
+    /// fails for a moment, then works (only ever retried; reads only).
     SessionClosing,
     /// The disk a merge would write into has more than one child.
     SharedParent,
@@ -225,12 +225,6 @@ fn kind_of_line(line: &str) -> Option<ErrorKind> {
     let has = |n: &str| line.contains(n);
     let kind = if has("VERR_NO_TRANSLATION") {
         NoTranslation
-    } else if has("Failed to get a console object from the direct session")
-        || has("The object is not ready")
-    {
-        // tests/fixtures/49-showvminfo-session-closing; the second seen in
-        // a real-VM test run ("Context: COMGETTER(RemoteUSBDevices)").
-        SessionClosing
     } else if has("Could not launch the VM process") {
         if has("VERR_FILE_NOT_FOUND") || has("VERR_PATH_NOT_FOUND") {
             FrontEndMissing
@@ -319,6 +313,18 @@ fn kind_of(e: &VBoxError) -> ErrorKind {
             Some(_) => ErrorKind::RegistryDamaged,
             None => ErrorKind::ServiceUnreachable,
         };
+    }
+    // A read while the VM process closes its session after a power-off
+    // (tests/fixtures/49-showvminfo-session-closing; the second seen in a
+    // real-VM test run, "Context: COMGETTER(RemoteUSBDevices)"). Only a
+    // read: the same "not ready" in a merge is VBoxSVC dying mid-way.
+    if e.op == Op::Read
+        && e.deciding_line().is_some_and(|l| {
+            l.contains("Failed to get a console object from the direct session")
+                || l.contains("The object is not ready")
+        })
+    {
+        return ErrorKind::SessionClosing;
     }
     if let Some(kind) = e.deciding_line().and_then(kind_of_line) {
         return kind;
@@ -564,6 +570,19 @@ mod tests {
 
     /// Every recorded real failure (tests/fixtures, VirtualBox 7.2.22; the
     /// 49+ ones by record-faults.sh) → its kind.
+    #[test]
+    fn not_ready_is_a_closing_session_only_for_a_read() {
+        let text = "VBoxManage: error: The object is not ready\nVBoxManage: error: Details: code NS_ERROR_ABORT (0x80004004)\n";
+        assert_eq!(
+            classify(Op::Read, text, Some(1)).kind,
+            ErrorKind::SessionClosing
+        );
+        // In a merge it is VBoxSVC dying mid-way: may have changed something.
+        let d = classify(Op::Delete, text, Some(1));
+        assert_eq!(d.kind, ErrorKind::ServiceDied);
+        assert!(d.may_have_changed());
+    }
+
     #[test]
     fn every_recorded_failure_gets_its_kind() {
         for (name, op, kind) in [
