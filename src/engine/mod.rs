@@ -377,7 +377,7 @@ pub fn fold(ctx: &Context, session: &LockedVm, start: Start) -> Result<Option<ho
         return Ok(None);
     }
     let verify = |after: &VmInfo, media: &[Medium], taken: Option<&str>| match taken {
-        Some(t) => plan::verify(after, media, t, &eff.snapshot_name, plan.own_after),
+        Some(t) => plan::verify(after, media, t, &eff.snapshot_name, plan.own_after()),
         None => Err("the plan took no snapshot".to_string()),
     };
     let Applied {
@@ -412,7 +412,7 @@ pub fn fold(ctx: &Context, session: &LockedVm, start: Start) -> Result<Option<ho
             ),
         ));
     }
-    record_fold(ctx, vm, t_exec, merged_bytes, &taken, plan.own_after - 1);
+    record_fold(ctx, vm, t_exec, merged_bytes, &taken, plan.own_after() - 1);
     let bases: Vec<String> = snapshots::base_disks(&after, &media_after)
         .iter()
         .map(|p| p.display().to_string())

@@ -431,7 +431,6 @@ pub fn plan(
             steps: vec![take],
             notes,
             disks,
-            own_after: 1,
             own_before: own.iter().map(|&i| vm.snapshots[i].uuid.clone()).collect(),
         });
     }
@@ -537,7 +536,6 @@ pub fn plan(
         steps,
         notes,
         disks,
-        own_after,
         own_before: own.iter().map(|&i| vm.snapshots[i].uuid.clone()).collect(),
     })
 }
@@ -584,7 +582,6 @@ pub fn plan_exit_fold(
             vm.name
         )],
         disks: full.disks,
-        own_after: 0,
         own_before: full.own_before,
     })
 }
@@ -791,7 +788,7 @@ mod tests {
             p.notes
         );
         assert_eq!(p.disks[0].uuid, BASE);
-        assert_eq!(p.own_after, 1);
+        assert_eq!(p.own_after(), 1);
     }
 
     #[test]
@@ -803,7 +800,7 @@ mod tests {
             "{:?}",
             p.notes
         );
-        assert_eq!(p.own_after, 1);
+        assert_eq!(p.own_after(), 1);
     }
 
     #[test]
@@ -817,7 +814,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.steps, [take(), ren(0, "current", "previous")]);
-        assert_eq!(p.own_after, 2);
+        assert_eq!(p.own_after(), 2);
         // Steady state: previous is folded, current becomes previous.
         let t = chain(&["previous", "current"]);
         let p = plan(&t.vm, &t.media, &keep(2), &|_| true).unwrap();
@@ -825,7 +822,7 @@ mod tests {
             p.steps,
             [take(), ren(1, "current", "previous"), del(0, "previous")]
         );
-        assert_eq!(p.own_after, 2);
+        assert_eq!(p.own_after(), 2);
     }
 
     #[test]
@@ -851,7 +848,7 @@ mod tests {
                 ren(0, "previous-2", "previous-3")
             ]
         );
-        assert_eq!(p.own_after, 4);
+        assert_eq!(p.own_after(), 4);
     }
 
     #[test]
@@ -875,7 +872,7 @@ mod tests {
             "{:?}",
             p.notes
         );
-        assert_eq!(p.own_after, 1);
+        assert_eq!(p.own_after(), 1);
     }
 
     #[test]
@@ -884,7 +881,7 @@ mod tests {
         let t = chain(&["current", "current"]);
         let p = run(&t).unwrap();
         assert_eq!(p.steps, [del(0, "current"), take(), del(1, "current")]);
-        assert_eq!(p.own_after, 1);
+        assert_eq!(p.own_after(), 1);
         // keep = 2: the failed merge of the oldest goes first, the labels follow.
         let t = chain(&["previous", "previous", "current"]);
         let p = plan(&t.vm, &t.media, &keep(2), &|_| true).unwrap();
@@ -897,7 +894,7 @@ mod tests {
                 del(1, "previous")
             ]
         );
-        assert_eq!(p.own_after, 2);
+        assert_eq!(p.own_after(), 2);
         // On exit (no take) the same merges, oldest first.
         let t = chain(&["current", "current"]);
         let p = plan_exit_fold(&t.vm, &t.media, &policy(), &|_| true).unwrap();
@@ -1510,7 +1507,7 @@ mod tests {
         let t = chain(&["current"]);
         let p = plan_exit_fold(&t.vm, &t.media, &policy(), &|_| true).unwrap();
         assert_eq!(p.steps, [del(0, "current")]);
-        assert_eq!(p.own_after, 0);
+        assert_eq!(p.own_after(), 0);
         let mut saved = chain(&["current"]);
         saved.vm.state = "saved".into();
         let e = plan_exit_fold(&saved.vm, &saved.media, &policy(), &|_| true).unwrap_err();

@@ -75,8 +75,6 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// The attached hard disks (current-state media) before the fold.
     pub disks: Vec<Medium>,
-    /// How many own snapshots the VM will have afterwards.
-    pub own_after: usize,
     /// The UUIDs of vblaunch's snapshots on the current path before the run
     /// (adopted ones included): what the record after the take starts from.
     pub own_before: Vec<String>,
@@ -90,6 +88,12 @@ impl Plan {
 
     pub fn takes(&self) -> bool {
         self.steps.iter().any(|s| matches!(s, Step::Take { .. }))
+    }
+
+    /// How many own snapshots the VM will have afterwards: those it had,
+    /// plus the one taken, less those merged.
+    pub fn own_after(&self) -> usize {
+        (self.own_before.len() + usize::from(self.takes())).saturating_sub(self.merged().len())
     }
 }
 
