@@ -350,6 +350,7 @@ fn real_fault_vbox_immutable_is_not_replaceable() {
     let w = fault_world!("real_fault_vbox_immutable_is_not_replaceable");
     let vm = w.create_vm("Frozen Settings", 8);
     let cfg = w.info(&vm.uuid).cfg_file.unwrap();
+    let before = (w.state(&vm.uuid), std::fs::read(&cfg).unwrap());
     {
         let _frozen = Immutable::set(&cfg);
         let r = w.vblaunch(&["fold", "Frozen Settings"]);
@@ -360,6 +361,8 @@ fn real_fault_vbox_immutable_is_not_replaceable() {
                 && r.stderr.contains("Nothing was changed"),
             "{r}"
         );
+        // "Nothing was changed", as VirtualBox and the file say.
+        assert_eq!((w.state(&vm.uuid), std::fs::read(&cfg).unwrap()), before);
     }
     let _undo = Immutable::undo_later(&cfg);
     break_after_preflight(&w, &format!("chattr +i '{}'", cfg.display()));
@@ -452,7 +455,7 @@ fn real_fault_read_only_filesystem_says_so() {
     let vm = w.create_vm("Read Only", 8);
     kill_own_vboxsvc(&w);
     fs.remount_ro();
-    let before = w.content(&vm.base);
+    let before = (w.state(&vm.uuid), w.content(&vm.base));
     let r = w.vblaunch(&["fold", "Read Only"]);
     // Known before any change: the kernel says the folder is read-only.
     assert_eq!(r.code, 6, "{r}");
@@ -460,7 +463,7 @@ fn real_fault_read_only_filesystem_says_so() {
         r.stderr.contains("read-only file system") && r.stderr.contains("Nothing was changed"),
         "{r}"
     );
-    assert_eq!(w.content(&vm.base), before);
+    assert_eq!((w.state(&vm.uuid), w.content(&vm.base)), before);
 }
 
 #[test]
@@ -513,6 +516,11 @@ fn real_fault_a_damaged_vbox_is_named_by_its_settings_file() {
     let cfg = w.info(&vm.uuid).cfg_file.unwrap();
     kill_own_vboxsvc(&w);
     std::fs::write(&cfg, "<VirtualBox><Machine").unwrap();
+    let registry = w.path("vbox/VirtualBox.xml");
+    let before = (
+        std::fs::read(&cfg).unwrap(),
+        std::fs::read(&registry).unwrap(),
+    );
     let r = w.vblaunch(&["fold", "Damaged Settings"]);
     assert_eq!(r.code, 7, "{r}");
     assert!(
@@ -525,6 +533,17 @@ fn real_fault_a_damaged_vbox_is_named_by_its_settings_file() {
         "{r}"
     );
     assert!(!r.stderr.contains("has no VM named"), "{r}");
+    // VirtualBox cannot read the VM, so "Nothing was changed" is checked on
+    // the files it holds: the damaged .vbox and the registry.
+    let after = (
+        std::fs::read(&cfg).unwrap(),
+        std::fs::read(&registry).unwrap(),
+    );
+    assert!(
+        after == before,
+        "the .vbox or VirtualBox.xml was changed: {r}"
+    );
+    assert!(vm.base.exists(), "{r}");
 }
 
 #[test]
