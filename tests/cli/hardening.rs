@@ -337,15 +337,19 @@ fn a_failed_fold_does_not_talk_about_starting() {
         &w,
         &["snapshot", "take", "fail", "1", "VBoxManage: error: boom"],
     );
+    let before = w.state(&vm.uuid);
     let r = w.vblaunch(&["fold", &vm.uuid]);
-    assert_ne!(r.code, 0, "{r}");
+    assert_eq!(r.code, 9, "{r}");
     assert!(!r.stderr.contains("not started"), "{r}");
     fault(
         &w,
         &["snapshot", "take", "fail", "1", "VBoxManage: error: boom"],
     );
     let r = w.vblaunch(&["launch", &vm.uuid]);
+    assert_eq!(r.code, 9, "{r}");
     assert!(r.stderr.contains("VM 'NoStart' was not started"), "{r}");
+    // The failed take changed nothing, and "not started" is true.
+    assert_eq!(w.state(&vm.uuid), before);
 }
 
 /// A journal in one VM's records that records another VM's unfinished step
