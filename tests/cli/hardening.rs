@@ -284,27 +284,13 @@ fn a_name_with_control_characters_is_listed_escaped_and_forges_nothing() {
 /// clap rejects) keeps the terminal window open until Enter.
 #[test]
 fn a_command_line_error_also_pauses() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let w = World::fake();
-    let cmd = format!("{VBLAUNCH} --pause-on-error launch -x");
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("VBLAUNCH_DATA_DIR", w.path("data/vblaunch"))
-        .env("HOME", w.path("home"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    child.stdin.take().unwrap().write_all(b"\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let r = World::fake().vblaunch_in_terminal("--pause-on-error launch -x");
     assert!(
-        text.contains("unexpected argument") && text.contains("Press Enter to close this window."),
-        "{text}"
+        r.stdout.contains("unexpected argument")
+            && r.stdout.contains("Press Enter to close this window."),
+        "{r}"
     );
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(r.code, 2, "{r}");
 }
 
 /// Output vblaunch cannot parse is a VBoxManage failure (exit 9) that shows

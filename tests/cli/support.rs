@@ -264,6 +264,25 @@ impl World {
         Run::from(cmd.output().unwrap())
     }
 
+    /// Run `vblaunch <args>` (a shell word list) in a terminal of its own
+    /// (`script` from util-linux), with this world's clean environment, and
+    /// answer its first prompt with Enter. The terminal's output is in
+    /// `stdout`.
+    #[cfg(target_os = "linux")]
+    pub fn vblaunch_in_terminal(&self, args: &str) -> Run {
+        use std::process::Stdio;
+        let mut cmd = Command::new("script");
+        self.base_env(&mut cmd);
+        cmd.env("LC_ALL", "C")
+            .args(["-qec", &format!("'{VBLAUNCH}' {args}"), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("script(1) from util-linux");
+        child.stdin.take().unwrap().write_all(b"\n").unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.path("data/vblaunch/vblaunch.log")
     }
