@@ -668,12 +668,6 @@ fn kill_own_vboxsvc_kills_only_this_worlds_service() {
 // The same texts from the fake (`fake fault … real <case>`), for the cases
 // and the paths the real tests cannot reach cheaply.
 
-fn fake_fault(w: &World, spec: &[&str]) {
-    let mut args = vec!["fake", "fault"];
-    args.extend_from_slice(spec);
-    w.vbox_ok(&args);
-}
-
 #[test]
 fn fake_real_fault_texts_are_explained_at_take() {
     for (case, meaning, code) in [
@@ -707,7 +701,7 @@ fn fake_real_fault_texts_are_explained_at_take() {
     ] {
         let w = World::fake();
         let vm = w.create_vm("Take Fault", 8);
-        fake_fault(&w, &["snapshot", "take", "real", case]);
+        fault(&w, &["snapshot", "take", "real", case]);
         let r = w.vblaunch(&["fold", "Take Fault"]);
         assert_explained(&r, meaning, code);
         // The recorded VM's folder became this VM's.
@@ -769,7 +763,7 @@ fn fake_real_fault_texts_are_explained_at_merge() {
         let vm = w.create_vm("Merge Fault", 8);
         let r = w.vblaunch(&["fold", "Merge Fault"]);
         assert_eq!(r.code, 0, "{r}");
-        fake_fault(&w, &["snapshot", "delete", "real", case]);
+        fault(&w, &["snapshot", "delete", "real", case]);
         let r = w.vblaunch(&["fold", "Merge Fault"]);
         assert_explained(&r, meaning, code);
         assert!(
@@ -791,7 +785,7 @@ fn fake_real_fault_texts_are_explained_at_merge() {
 fn fake_a_passing_session_lock_at_start_is_tried_again() {
     let w = World::fake();
     w.create_vm("Start Lock", 8);
-    fake_fault(&w, &["startvm", "real", "locked-by-session"]);
+    fault(&w, &["startvm", "real", "locked-by-session"]);
     let r = w.vblaunch(&["Start Lock"]);
     assert_eq!(r.code, 0, "{r}");
     assert!(
@@ -818,7 +812,7 @@ fn fake_real_fault_texts_are_explained_at_start() {
         w.create_vm("Start Fault", 8);
         // A lock that stays (three tries): the failure is explained.
         for _ in 0..3 {
-            fake_fault(&w, &["startvm", "real", case]);
+            fault(&w, &["startvm", "real", case]);
         }
         let r = w.vblaunch(&["Start Fault"]);
         assert_eq!(r.code, 11, "{case}: {r}");
@@ -839,7 +833,7 @@ fn fake_disk_full_leaves_the_vbox_empty_as_real_virtualbox_does() {
     let vm = w.create_vm("Empty Settings", 8);
     let cfg = w.info(&vm.uuid).cfg_file.unwrap();
     assert!(std::fs::metadata(&cfg).unwrap().len() > 0);
-    fake_fault(&w, &["snapshot", "take", "real", "disk-full"]);
+    fault(&w, &["snapshot", "take", "real", "disk-full"]);
     let r = w.vbox(&["snapshot", &vm.uuid, "take", "current"]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stderr.contains("(VERR_DISK_FULL)"), "{r}");
@@ -859,7 +853,7 @@ fn fake_only_an_unreachable_service_is_retried() {
     // Fired once: a retry gets through.
     let w = World::fake();
     w.create_vm("Retry", 8);
-    fake_fault(&w, &["list", "real", "service-unreachable"]);
+    fault(&w, &["list", "real", "service-unreachable"]);
     let r = w.vblaunch(&["fold", "Retry"]);
     assert_eq!(r.code, 0, "{r}");
     let log = std::fs::read_to_string(w.log_file()).unwrap();
@@ -868,7 +862,7 @@ fn fake_only_an_unreachable_service_is_retried() {
     // the full read that follows it gets through).
     let w = World::fake();
     w.create_vm("No Retry", 8);
-    fake_fault(&w, &["list", "--multiple", "real", "registry-damaged"]);
+    fault(&w, &["list", "--multiple", "real", "registry-damaged"]);
     let r = w.vblaunch(&["fold", "No Retry"]);
     assert_eq!(r.code, 0, "{r}");
     let log = std::fs::read_to_string(w.log_file()).unwrap();

@@ -4,12 +4,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::support::*;
 
-fn fault(w: &World, spec: &[&str]) {
-    let mut args = vec!["fake", "fault"];
-    args.extend_from_slice(spec);
-    w.vbox_ok(&args);
-}
-
 fn spawn_vblaunch(w: &World, args: &[&str]) -> std::process::Child {
     let mut cmd = std::process::Command::new(VBLAUNCH);
     w.base_env_pub(&mut cmd);

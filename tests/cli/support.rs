@@ -655,6 +655,14 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Inject a fault into the fake VBoxManage (`fake fault <spec…>`; see
+/// tests/fake_vboxmanage).
+pub fn fault(w: &World, spec: &[&str]) {
+    let mut args = vec!["fake", "fault"];
+    args.extend_from_slice(spec);
+    w.vbox_ok(&args);
+}
+
 /// Assert the steady state after a fold: one snapshot named `name`, current,
 /// a leaf, taken by vblaunch; the disk is a differencing image; all media created.
 pub fn assert_folded(w: &World, vm: &str, name: &str) {
