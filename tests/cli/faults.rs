@@ -191,22 +191,11 @@ pub fn hold_vboxsvc(w: &World) -> KillOnDrop {
 /// The PIDs of the VBoxSVC processes that serve this World (found by the
 /// VBOX_USER_HOME in their environment; never another test's).
 pub fn own_vboxsvc(w: &World) -> Vec<u32> {
-    let home = format!("VBOX_USER_HOME={}", w.path("vbox").display());
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() != "VBoxSVC" {
-            continue;
-        }
-        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-        if env.split(|b| *b == 0).any(|v| v == home.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
+    world_procs(w)
+        .into_iter()
+        .filter(|(_, comm)| comm == "VBoxSVC")
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// `kill -9` this World's own VBoxSVC and wait until it is gone (the next

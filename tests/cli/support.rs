@@ -729,28 +729,35 @@ pub fn assert_restore_points(w: &World, vm: &str, own: usize) {
     );
 }
 
-/// Processes started for this world (their environment names its
-/// VBOX_USER_HOME) that are still running, other than VirtualBox's own
-/// lingering service processes.
+/// Every process whose environment names this world's VBOX_USER_HOME (so
+/// started for this world, never another test's): its PID and its name.
 #[cfg(target_os = "linux")]
-pub fn world_processes(w: &World) -> Vec<u32> {
+pub fn world_procs(w: &World) -> Vec<(u32, String)> {
     let needle = format!("VBOX_USER_HOME={}", w.path("vbox").display());
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "VBoxSVC" || comm.trim() == "VBoxXPCOMIPCD" {
-            continue;
-        }
         if let Ok(env) = std::fs::read(e.path().join("environ")) {
             if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-                out.push(pid);
+                let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+                out.push((pid, comm.trim_end().to_string()));
             }
         }
     }
     out
+}
+
+/// Processes started for this world that are still running, other than
+/// VirtualBox's own lingering service processes.
+#[cfg(target_os = "linux")]
+pub fn world_processes(w: &World) -> Vec<u32> {
+    world_procs(w)
+        .into_iter()
+        .filter(|(_, comm)| comm != "VBoxSVC" && comm != "VBoxXPCOMIPCD")
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Start vblaunch with `args` (stdout to `stdout`) and read its stderr until
