@@ -203,28 +203,12 @@ fn pause_on_error_does_not_block_without_a_terminal() {
 #[test]
 fn pause_on_error_waits_for_enter_in_a_terminal() {
     // `script` gives vblaunch a terminal; the newline we send answers the prompt.
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let w = World::fake();
-    let cmd = format!(
-        "{} --pause-on-error --vboxmanage /nonexistent/VBoxManage fold X",
-        VBLAUNCH
-    );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("VBLAUNCH_DATA_DIR", w.path("data/vblaunch"))
-        .env("HOME", w.path("home"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    child.stdin.take().unwrap().write_all(b"\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let r = World::fake()
+        .vblaunch_in_terminal("--pause-on-error --vboxmanage /nonexistent/VBoxManage fold X");
     assert!(
-        text.contains("VBoxManage not found") && text.contains("Press Enter to close this window."),
-        "{text}"
+        r.stdout.contains("VBoxManage not found")
+            && r.stdout.contains("Press Enter to close this window."),
+        "{r}"
     );
-    assert_eq!(out.status.code(), Some(8), "{text}");
+    assert_eq!(r.code, 8, "{r}");
 }

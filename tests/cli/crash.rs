@@ -3,12 +3,6 @@
 //! user snapshot or restore point lost and the disk content unchanged.
 use crate::support::*;
 
-fn fault(w: &World, spec: &[&str]) {
-    let mut args = vec!["fake", "fault"];
-    args.extend_from_slice(spec);
-    w.vbox_ok(&args);
-}
-
 /// A VM with a user snapshot under two vblaunch snapshots (keep 2), and data.
 fn setup(w: &World) -> (Vm, String) {
     let vm = w.create_vm("Crash", 16);

@@ -50,12 +50,6 @@ fn is_read(call: &str) -> bool {
     call.starts_with("showvminfo") || call.starts_with("list ")
 }
 
-fn fault(w: &World, spec: &[&str]) {
-    let mut args = vec!["fake", "fault"];
-    args.extend_from_slice(spec);
-    w.vbox_ok(&args);
-}
-
 /// A VM that has been folded once (so it has a marked "current").
 fn adopted(w: &World, name: &str) -> Vm {
     let vm = w.create_vm(name, 32);

@@ -191,22 +191,11 @@ pub fn hold_vboxsvc(w: &World) -> KillOnDrop {
 /// The PIDs of the VBoxSVC processes that serve this World (found by the
 /// VBOX_USER_HOME in their environment; never another test's).
 pub fn own_vboxsvc(w: &World) -> Vec<u32> {
-    let home = format!("VBOX_USER_HOME={}", w.path("vbox").display());
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() != "VBoxSVC" {
-            continue;
-        }
-        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-        if env.split(|b| *b == 0).any(|v| v == home.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
+    world_procs(w)
+        .into_iter()
+        .filter(|(_, comm)| comm == "VBoxSVC")
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// `kill -9` this World's own VBoxSVC and wait until it is gone (the next
@@ -350,6 +339,7 @@ fn real_fault_vbox_immutable_is_not_replaceable() {
     let w = fault_world!("real_fault_vbox_immutable_is_not_replaceable");
     let vm = w.create_vm("Frozen Settings", 8);
     let cfg = w.info(&vm.uuid).cfg_file.unwrap();
+    let before = (w.state(&vm.uuid), std::fs::read(&cfg).unwrap());
     {
         let _frozen = Immutable::set(&cfg);
         let r = w.vblaunch(&["fold", "Frozen Settings"]);
@@ -360,6 +350,8 @@ fn real_fault_vbox_immutable_is_not_replaceable() {
                 && r.stderr.contains("Nothing was changed"),
             "{r}"
         );
+        // "Nothing was changed", as VirtualBox and the file say.
+        assert_eq!((w.state(&vm.uuid), std::fs::read(&cfg).unwrap()), before);
     }
     let _undo = Immutable::undo_later(&cfg);
     break_after_preflight(&w, &format!("chattr +i '{}'", cfg.display()));
@@ -452,7 +444,7 @@ fn real_fault_read_only_filesystem_says_so() {
     let vm = w.create_vm("Read Only", 8);
     kill_own_vboxsvc(&w);
     fs.remount_ro();
-    let before = w.content(&vm.base);
+    let before = (w.state(&vm.uuid), w.content(&vm.base));
     let r = w.vblaunch(&["fold", "Read Only"]);
     // Known before any change: the kernel says the folder is read-only.
     assert_eq!(r.code, 6, "{r}");
@@ -460,7 +452,7 @@ fn real_fault_read_only_filesystem_says_so() {
         r.stderr.contains("read-only file system") && r.stderr.contains("Nothing was changed"),
         "{r}"
     );
-    assert_eq!(w.content(&vm.base), before);
+    assert_eq!((w.state(&vm.uuid), w.content(&vm.base)), before);
 }
 
 #[test]
@@ -513,6 +505,11 @@ fn real_fault_a_damaged_vbox_is_named_by_its_settings_file() {
     let cfg = w.info(&vm.uuid).cfg_file.unwrap();
     kill_own_vboxsvc(&w);
     std::fs::write(&cfg, "<VirtualBox><Machine").unwrap();
+    let registry = w.path("vbox/VirtualBox.xml");
+    let before = (
+        std::fs::read(&cfg).unwrap(),
+        std::fs::read(&registry).unwrap(),
+    );
     let r = w.vblaunch(&["fold", "Damaged Settings"]);
     assert_eq!(r.code, 7, "{r}");
     assert!(
@@ -525,6 +522,17 @@ fn real_fault_a_damaged_vbox_is_named_by_its_settings_file() {
         "{r}"
     );
     assert!(!r.stderr.contains("has no VM named"), "{r}");
+    // VirtualBox cannot read the VM, so "Nothing was changed" is checked on
+    // the files it holds: the damaged .vbox and the registry.
+    let after = (
+        std::fs::read(&cfg).unwrap(),
+        std::fs::read(&registry).unwrap(),
+    );
+    assert!(
+        after == before,
+        "the .vbox or VirtualBox.xml was changed: {r}"
+    );
+    assert!(vm.base.exists(), "{r}");
 }
 
 #[test]
@@ -649,12 +657,6 @@ fn kill_own_vboxsvc_kills_only_this_worlds_service() {
 // The same texts from the fake (`fake fault … real <case>`), for the cases
 // and the paths the real tests cannot reach cheaply.
 
-fn fake_fault(w: &World, spec: &[&str]) {
-    let mut args = vec!["fake", "fault"];
-    args.extend_from_slice(spec);
-    w.vbox_ok(&args);
-}
-
 #[test]
 fn fake_real_fault_texts_are_explained_at_take() {
     for (case, meaning, code) in [
@@ -688,7 +690,7 @@ fn fake_real_fault_texts_are_explained_at_take() {
     ] {
         let w = World::fake();
         let vm = w.create_vm("Take Fault", 8);
-        fake_fault(&w, &["snapshot", "take", "real", case]);
+        fault(&w, &["snapshot", "take", "real", case]);
         let r = w.vblaunch(&["fold", "Take Fault"]);
         assert_explained(&r, meaning, code);
         // The recorded VM's folder became this VM's.
@@ -750,7 +752,7 @@ fn fake_real_fault_texts_are_explained_at_merge() {
         let vm = w.create_vm("Merge Fault", 8);
         let r = w.vblaunch(&["fold", "Merge Fault"]);
         assert_eq!(r.code, 0, "{r}");
-        fake_fault(&w, &["snapshot", "delete", "real", case]);
+        fault(&w, &["snapshot", "delete", "real", case]);
         let r = w.vblaunch(&["fold", "Merge Fault"]);
         assert_explained(&r, meaning, code);
         assert!(
@@ -772,7 +774,7 @@ fn fake_real_fault_texts_are_explained_at_merge() {
 fn fake_a_passing_session_lock_at_start_is_tried_again() {
     let w = World::fake();
     w.create_vm("Start Lock", 8);
-    fake_fault(&w, &["startvm", "real", "locked-by-session"]);
+    fault(&w, &["startvm", "real", "locked-by-session"]);
     let r = w.vblaunch(&["Start Lock"]);
     assert_eq!(r.code, 0, "{r}");
     assert!(
@@ -799,7 +801,7 @@ fn fake_real_fault_texts_are_explained_at_start() {
         w.create_vm("Start Fault", 8);
         // A lock that stays (three tries): the failure is explained.
         for _ in 0..3 {
-            fake_fault(&w, &["startvm", "real", case]);
+            fault(&w, &["startvm", "real", case]);
         }
         let r = w.vblaunch(&["Start Fault"]);
         assert_eq!(r.code, 11, "{case}: {r}");
@@ -820,7 +822,7 @@ fn fake_disk_full_leaves_the_vbox_empty_as_real_virtualbox_does() {
     let vm = w.create_vm("Empty Settings", 8);
     let cfg = w.info(&vm.uuid).cfg_file.unwrap();
     assert!(std::fs::metadata(&cfg).unwrap().len() > 0);
-    fake_fault(&w, &["snapshot", "take", "real", "disk-full"]);
+    fault(&w, &["snapshot", "take", "real", "disk-full"]);
     let r = w.vbox(&["snapshot", &vm.uuid, "take", "current"]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stderr.contains("(VERR_DISK_FULL)"), "{r}");
@@ -840,7 +842,7 @@ fn fake_only_an_unreachable_service_is_retried() {
     // Fired once: a retry gets through.
     let w = World::fake();
     w.create_vm("Retry", 8);
-    fake_fault(&w, &["list", "real", "service-unreachable"]);
+    fault(&w, &["list", "real", "service-unreachable"]);
     let r = w.vblaunch(&["fold", "Retry"]);
     assert_eq!(r.code, 0, "{r}");
     let log = std::fs::read_to_string(w.log_file()).unwrap();
@@ -849,7 +851,7 @@ fn fake_only_an_unreachable_service_is_retried() {
     // the full read that follows it gets through).
     let w = World::fake();
     w.create_vm("No Retry", 8);
-    fake_fault(&w, &["list", "--multiple", "real", "registry-damaged"]);
+    fault(&w, &["list", "--multiple", "real", "registry-damaged"]);
     let r = w.vblaunch(&["fold", "No Retry"]);
     assert_eq!(r.code, 0, "{r}");
     let log = std::fs::read_to_string(w.log_file()).unwrap();

@@ -4,12 +4,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::support::*;
 
-fn fault(w: &World, spec: &[&str]) {
-    let mut args = vec!["fake", "fault"];
-    args.extend_from_slice(spec);
-    w.vbox_ok(&args);
-}
-
 fn spawn_vblaunch(w: &World, args: &[&str]) -> std::process::Child {
     let mut cmd = std::process::Command::new(VBLAUNCH);
     w.base_env_pub(&mut cmd);
@@ -284,27 +278,13 @@ fn a_name_with_control_characters_is_listed_escaped_and_forges_nothing() {
 /// clap rejects) keeps the terminal window open until Enter.
 #[test]
 fn a_command_line_error_also_pauses() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let w = World::fake();
-    let cmd = format!("{VBLAUNCH} --pause-on-error launch -x");
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("VBLAUNCH_DATA_DIR", w.path("data/vblaunch"))
-        .env("HOME", w.path("home"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    child.stdin.take().unwrap().write_all(b"\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let r = World::fake().vblaunch_in_terminal("--pause-on-error launch -x");
     assert!(
-        text.contains("unexpected argument") && text.contains("Press Enter to close this window."),
-        "{text}"
+        r.stdout.contains("unexpected argument")
+            && r.stdout.contains("Press Enter to close this window."),
+        "{r}"
     );
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(r.code, 2, "{r}");
 }
 
 /// Output vblaunch cannot parse is a VBoxManage failure (exit 9) that shows
@@ -337,15 +317,19 @@ fn a_failed_fold_does_not_talk_about_starting() {
         &w,
         &["snapshot", "take", "fail", "1", "VBoxManage: error: boom"],
     );
+    let before = w.state(&vm.uuid);
     let r = w.vblaunch(&["fold", &vm.uuid]);
-    assert_ne!(r.code, 0, "{r}");
+    assert_eq!(r.code, 9, "{r}");
     assert!(!r.stderr.contains("not started"), "{r}");
     fault(
         &w,
         &["snapshot", "take", "fail", "1", "VBoxManage: error: boom"],
     );
     let r = w.vblaunch(&["launch", &vm.uuid]);
+    assert_eq!(r.code, 9, "{r}");
     assert!(r.stderr.contains("VM 'NoStart' was not started"), "{r}");
+    // The failed take changed nothing, and "not started" is true.
+    assert_eq!(w.state(&vm.uuid), before);
 }
 
 /// A journal in one VM's records that records another VM's unfinished step

@@ -264,6 +264,25 @@ impl World {
         Run::from(cmd.output().unwrap())
     }
 
+    /// Run `vblaunch <args>` (a shell word list) in a terminal of its own
+    /// (`script` from util-linux), with this world's clean environment, and
+    /// answer its first prompt with Enter. The terminal's output is in
+    /// `stdout`.
+    #[cfg(target_os = "linux")]
+    pub fn vblaunch_in_terminal(&self, args: &str) -> Run {
+        use std::process::Stdio;
+        let mut cmd = Command::new("script");
+        self.base_env(&mut cmd);
+        cmd.env("LC_ALL", "C")
+            .args(["-qec", &format!("'{VBLAUNCH}' {args}"), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("script(1) from util-linux");
+        child.stdin.take().unwrap().write_all(b"\n").unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.path("data/vblaunch/vblaunch.log")
     }
@@ -636,6 +655,14 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Inject a fault into the fake VBoxManage (`fake fault <spec…>`; see
+/// tests/fake_vboxmanage).
+pub fn fault(w: &World, spec: &[&str]) {
+    let mut args = vec!["fake", "fault"];
+    args.extend_from_slice(spec);
+    w.vbox_ok(&args);
+}
+
 /// Assert the steady state after a fold: one snapshot named `name`, current,
 /// a leaf, taken by vblaunch; the disk is a differencing image; all media created.
 pub fn assert_folded(w: &World, vm: &str, name: &str) {
@@ -702,28 +729,35 @@ pub fn assert_restore_points(w: &World, vm: &str, own: usize) {
     );
 }
 
-/// Processes started for this world (their environment names its
-/// VBOX_USER_HOME) that are still running, other than VirtualBox's own
-/// lingering service processes.
+/// Every process whose environment names this world's VBOX_USER_HOME (so
+/// started for this world, never another test's): its PID and its name.
 #[cfg(target_os = "linux")]
-pub fn world_processes(w: &World) -> Vec<u32> {
+pub fn world_procs(w: &World) -> Vec<(u32, String)> {
     let needle = format!("VBOX_USER_HOME={}", w.path("vbox").display());
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "VBoxSVC" || comm.trim() == "VBoxXPCOMIPCD" {
-            continue;
-        }
         if let Ok(env) = std::fs::read(e.path().join("environ")) {
             if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-                out.push(pid);
+                let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+                out.push((pid, comm.trim_end().to_string()));
             }
         }
     }
     out
+}
+
+/// Processes started for this world that are still running, other than
+/// VirtualBox's own lingering service processes.
+#[cfg(target_os = "linux")]
+pub fn world_processes(w: &World) -> Vec<u32> {
+    world_procs(w)
+        .into_iter()
+        .filter(|(_, comm)| comm != "VBoxSVC" && comm != "VBoxXPCOMIPCD")
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Start vblaunch with `args` (stdout to `stdout`) and read its stderr until
