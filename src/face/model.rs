@@ -514,12 +514,10 @@ pub enum SecondLaunch {
 /// the VM is running is not an error. `now`: `None` when VirtualBox could
 /// not be asked (then the lock error is shown, failing closed).
 pub fn second_launch(vm: &str, code: Code, now: Option<VmNow>) -> SecondLaunch {
-    match (code, now) {
-        (Code::LockHeld, Some(VmNow::Running { frozen })) => SecondLaunch::ShowRunningVm {
-            message: already_running(vm, frozen),
-            warn: !frozen,
-        },
-        _ => SecondLaunch::Fail,
+    if code == Code::LockHeld {
+        launch_of_running_vm(vm, now)
+    } else {
+        SecondLaunch::Fail
     }
 }
 
