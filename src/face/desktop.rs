@@ -188,15 +188,9 @@ pub fn doctor_argv(exe: &Path, global: &crate::cli::Global, vm: &str) -> Vec<OsS
     } else {
         exe.to_path_buf()
     };
-    let mut argv = vec![program.into_os_string()];
-    if let Some(c) = &global.config {
-        argv.extend([OsString::from("--config"), c.clone().into_os_string()]);
-    }
-    if let Some(v) = &global.vboxmanage {
-        argv.extend([OsString::from("--vboxmanage"), v.clone().into_os_string()]);
-    }
-    argv.extend(["doctor", "--", vm].map(OsString::from));
-    argv
+    std::iter::once(program.into_os_string())
+        .chain(model::console_args(global, "doctor", vm))
+        .collect()
 }
 
 static KIT: OnceLock<Option<Kit>> = OnceLock::new();
