@@ -24,7 +24,8 @@
 //!   vblaunch, its report shown in a text window: a terminal would close the
 //!   moment doctor ends, and terminals have no common "stay open" option),
 //!   *Copy details* (`wl-copy`, `xclip` or `xsel`; no button without one).
-//! - A toast (the end of a `--wait` session) is a `notify-send`; the
+//! - A toast (the end of a `--wait` session) is a `notify-send`
+//!   ([`crate::notify::note`]); the
 //!   notification-area icon of a held session is not drawn here (neither
 //!   program has one that a running launch can update).
 use std::ffi::{OsStr, OsString};
@@ -599,15 +600,6 @@ pub fn report_argv(kit: &Kit, title: &str, file: &Path) -> Vec<OsString> {
     a
 }
 
-/// `notify-send` for a toast (the end of a `--wait` session).
-pub fn toast_argv(title: &str, text: &str) -> Vec<String> {
-    vec![
-        "--app-name=vblaunch".to_string(),
-        title.to_string(),
-        text.to_string(),
-    ]
-}
-
 // ---------------------------------------------------------------------------
 // The face
 
@@ -766,7 +758,7 @@ impl Ui {
             Screen::Toast(text) => {
                 self.close(s);
                 if self.toasted.as_ref() != Some(&text) {
-                    toast(&s.title, &text);
+                    crate::notify::note(&s.title, &text);
                     self.toasted = Some(text);
                 }
             }
@@ -993,19 +985,6 @@ fn bar(bus: &Bus, reference: &str, call: &BarCall) -> Option<String> {
         }
     }
     Some(stdout)
-}
-
-fn toast(title: &str, text: &str) {
-    let mut cmd = CommandLine::new(Path::new("notify-send"));
-    cmd.args = toast_argv(title, text)
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    match process::run(&cmd, Deadline::After(Duration::from_secs(10)), &mut |_| {}) {
-        Ok(out) if out.status.success() => log::debug!("notified the desktop: {text}"),
-        Ok(out) => log::debug!("notify-send failed ({})", out.status),
-        Err(e) => log::debug!("no desktop notification: {e}"),
-    }
 }
 
 // ---------------------------------------------------------------------------
