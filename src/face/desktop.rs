@@ -709,6 +709,12 @@ fn windows_thread(s: &Shared) {
                     .0;
             }
             if m.stop {
+                // The run's last event may not be drawn yet: the end of a
+                // session still gets its toast (no window opens now).
+                if let last @ Screen::Toast(_) = m.launch.screen(s.started.elapsed()) {
+                    drop(m);
+                    ui.show(s, last);
+                }
                 break;
             }
             m.dirty = false;
