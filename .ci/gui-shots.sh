@@ -102,7 +102,7 @@ failure_dialog() { # failure_dialog CASE EXIT TEXT…: a failing launch's dialog
     win "$D/examples/gui_windows.exe" clipboard | tr -d '\r' >"$DIR/clipboard.txt"
     grep -qF "$VM — vblaunch" "$DIR/clipboard.txt" && grep -qF "Exit code $code · log: " "$DIR/clipboard.txt" ||
         { cat "$DIR/clipboard.txt" >&2; fail "Copy details did not copy the dialog's text"; }
-    # Run doctor: a console window running `vblaunch doctor "<VM>"`, kept open.
+    # Run doctor: a console window running `vblaunch doctor -- "<VM>"` (with the launch's options), kept open.
     win "$D/examples/gui_windows.exe" click vblaunch.dialog 151 >/dev/null
     local doc=
     for _ in $(seq 150); do
@@ -112,9 +112,9 @@ failure_dialog() { # failure_dialog CASE EXIT TEXT…: a failing launch's dialog
     done
     [ -n "$doc" ] || { cat "$DIR/doctor-windows.txt" >&2; fail "Run doctor opened no console"; }
     for _ in $(seq 100); do
-        grep -qF '.exe", "doctor", "Dev Box"]' "$DIR/data/vblaunch.log" && break; sleep 0.2
+        grep -qF '"doctor", "--", "Dev Box"]' "$DIR/data/vblaunch.log" && break; sleep 0.2
     done
-    grep -qF '.exe", "doctor", "Dev Box"]' "$DIR/data/vblaunch.log" || fail "the doctor did not run"
+    grep -qF '"doctor", "--", "Dev Box"]' "$DIR/data/vblaunch.log" || fail "the doctor did not run"
     # (Wine maps no console window without a window manager: the picture
     # shows the dialog, its Copy details button saying "Copied".)
     shot buttons

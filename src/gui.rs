@@ -39,6 +39,8 @@ pub fn gui_main() -> std::process::ExitCode {
         let pause = cli.global.pause_on_error;
         let launch = matches!(cli.command, crate::cli::Command::Launch { .. });
         let global = cli.global.clone();
+        // *Run doctor* diagnoses the launch's VM, as the launch sees it.
+        let doctor = shown.then(|| crate::face::model::console_args(&global, "doctor", &vm));
         // A double-click on the shortcut of a VM that runs: show the VM.
         if launch && !global.dry_run {
             let _ = crate::logging::init(global.verbosity(), &crate::logging::log_file_path());
@@ -92,7 +94,7 @@ pub fn gui_main() -> std::process::ExitCode {
         let report = crate::face::model::Report::from_error(&err);
         let log = crate::logging::log_file_path().display().to_string();
         let dialog = crate::face::model::failure_dialog(&vm, &report, &log);
-        if show_failure(&dialog) == Choice::Retry {
+        if show_failure(&dialog, doctor.as_deref()) == Choice::Retry {
             log::info!("retrying at the user's request");
             continue;
         }
@@ -157,7 +159,7 @@ fn fail_once(vm: &str, err: &anyhow::Error) -> std::process::ExitCode {
     crate::report::report_error(err);
     let report = crate::face::model::Report::from_error(err);
     let log = crate::logging::log_file_path().display().to_string();
-    show_failure(&crate::face::model::failure_dialog(vm, &report, &log));
+    show_failure(&crate::face::model::failure_dialog(vm, &report, &log), None);
     std::process::ExitCode::from(code.as_u8())
 }
 
@@ -167,16 +169,25 @@ enum Choice {
     Close,
 }
 
-/// Show the failure dialog. With `VBLAUNCH_GUI_TRANSCRIPT` set (tests: Wine
-/// in CI has no one to click), append the dialog's text to that file instead
-/// and choose *Close*.
-fn show_failure(d: &crate::face::model::FailureDialog) -> Choice {
+/// Show the failure dialog; `doctor`: the arguments of *Run doctor*'s
+/// `vblaunch` (None: no VM to diagnose, so no such button). With
+/// `VBLAUNCH_GUI_TRANSCRIPT` set (tests: Wine in CI has no one to click),
+/// append the dialog's text to that file instead and choose *Close*.
+fn show_failure(
+    d: &crate::face::model::FailureDialog,
+    doctor: Option<&[std::ffi::OsString]>,
+) -> Choice {
+    let mut d = d.clone();
+    if doctor.is_none() {
+        d.buttons
+            .retain(|b| *b != crate::face::model::Button::RunDoctor);
+    }
     let buttons: Vec<&str> = d.buttons.iter().map(|b| b.label()).collect();
     let entry = format!("{}\n[{}]", d.full_text(), buttons.join("] ["));
     if crate::face::transcript(&entry) {
         return Choice::Close;
     }
-    show_native(d)
+    show_native(&d, doctor.unwrap_or_default())
 }
 
 /// A short note ("Dev Box is already running.").
@@ -187,17 +198,18 @@ fn show_note(title: &str, text: &str) {
 }
 
 #[cfg(windows)]
-fn show_native(d: &crate::face::model::FailureDialog) -> Choice {
-    match crate::face::windows::show_failure(d) {
+fn show_native(d: &crate::face::model::FailureDialog, doctor: &[std::ffi::OsString]) -> Choice {
+    match crate::face::windows::show_failure(d, doctor) {
         crate::face::windows::Choice::Retry => Choice::Retry,
         crate::face::windows::Choice::Close => Choice::Close,
     }
 }
 
-/// Elsewhere: zenity's or kdialog's dialog ([`desktop`]), or what `vblaunch
-/// --pause-on-error` does (keep a terminal open, or tell the desktop).
+/// Elsewhere: zenity's or kdialog's dialog ([`desktop`], whose kit has
+/// *Run doctor*'s argv), or what `vblaunch --pause-on-error` does (keep a
+/// terminal open, or tell the desktop).
 #[cfg(not(windows))]
-fn show_native(d: &crate::face::model::FailureDialog) -> Choice {
+fn show_native(d: &crate::face::model::FailureDialog, _doctor: &[std::ffi::OsString]) -> Choice {
     use std::io::IsTerminal;
     if let Some(kit) = desktop::kit() {
         return if desktop::show_failure(kit, d) {

@@ -24,7 +24,8 @@
 //!   vblaunch, its report shown in a text window: a terminal would close the
 //!   moment doctor ends, and terminals have no common "stay open" option),
 //!   *Copy details* (`wl-copy`, `xclip` or `xsel`; no button without one).
-//! - A toast (the end of a `--wait` session) is a `notify-send`; the
+//! - A toast (the end of a `--wait` session) is a `notify-send`
+//!   ([`crate::notify::note`]); the
 //!   notification-area icon of a held session is not drawn here (neither
 //!   program has one that a running launch can update).
 use std::ffi::{OsStr, OsString};
@@ -188,15 +189,9 @@ pub fn doctor_argv(exe: &Path, global: &crate::cli::Global, vm: &str) -> Vec<OsS
     } else {
         exe.to_path_buf()
     };
-    let mut argv = vec![program.into_os_string()];
-    if let Some(c) = &global.config {
-        argv.extend([OsString::from("--config"), c.clone().into_os_string()]);
-    }
-    if let Some(v) = &global.vboxmanage {
-        argv.extend([OsString::from("--vboxmanage"), v.clone().into_os_string()]);
-    }
-    argv.extend(["doctor", "--", vm].map(OsString::from));
-    argv
+    std::iter::once(program.into_os_string())
+        .chain(model::console_args(global, "doctor", vm))
+        .collect()
 }
 
 static KIT: OnceLock<Option<Kit>> = OnceLock::new();
@@ -605,15 +600,6 @@ pub fn report_argv(kit: &Kit, title: &str, file: &Path) -> Vec<OsString> {
     a
 }
 
-/// `notify-send` for a toast (the end of a `--wait` session).
-pub fn toast_argv(title: &str, text: &str) -> Vec<String> {
-    vec![
-        "--app-name=vblaunch".to_string(),
-        title.to_string(),
-        text.to_string(),
-    ]
-}
-
 // ---------------------------------------------------------------------------
 // The face
 
@@ -723,6 +709,12 @@ fn windows_thread(s: &Shared) {
                     .0;
             }
             if m.stop {
+                // The run's last event may not be drawn yet: the end of a
+                // session still gets its toast (no window opens now).
+                if let last @ Screen::Toast(_) = m.launch.screen(s.started.elapsed()) {
+                    drop(m);
+                    ui.show(s, last);
+                }
                 break;
             }
             m.dirty = false;
@@ -772,7 +764,7 @@ impl Ui {
             Screen::Toast(text) => {
                 self.close(s);
                 if self.toasted.as_ref() != Some(&text) {
-                    toast(&s.title, &text);
+                    crate::notify::note(&s.title, &text);
                     self.toasted = Some(text);
                 }
             }
@@ -999,19 +991,6 @@ fn bar(bus: &Bus, reference: &str, call: &BarCall) -> Option<String> {
         }
     }
     Some(stdout)
-}
-
-fn toast(title: &str, text: &str) {
-    let mut cmd = CommandLine::new(Path::new("notify-send"));
-    cmd.args = toast_argv(title, text)
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    match process::run(&cmd, Deadline::After(Duration::from_secs(10)), &mut |_| {}) {
-        Ok(out) if out.status.success() => log::debug!("notified the desktop: {text}"),
-        Ok(out) => log::debug!("notify-send failed ({})", out.status),
-        Err(e) => log::debug!("no desktop notification: {e}"),
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -191,14 +191,36 @@ fn heading_for(code: Code) -> &'static str {
     }
 }
 
-/// The argv that *Run doctor* starts: a console that runs `vblaunch doctor
-/// "<VM>"` and stays open (`cmd /s /k` strips only the outer quotes).
-pub fn doctor_command_line(console_exe: &str, vm: &str) -> String {
-    let inner = format!(
-        "{} doctor {}",
-        crate::shortcut::windows::quote_arg(console_exe),
-        crate::shortcut::windows::quote_arg(vm)
-    );
+/// The arguments of the console `vblaunch` that *Run doctor* and *Status*
+/// run for `vm`: the launch's `--config` and `--vboxmanage` (so it looks at
+/// the same VirtualBox), then `<command> -- <vm>` (a VM named `-x` is a VM).
+pub fn console_args(
+    global: &crate::cli::Global,
+    command: &str,
+    vm: &str,
+) -> Vec<std::ffi::OsString> {
+    use std::ffi::OsString;
+    let mut args = Vec::new();
+    if let Some(c) = &global.config {
+        args.extend([OsString::from("--config"), c.clone().into_os_string()]);
+    }
+    if let Some(v) = &global.vboxmanage {
+        args.extend([OsString::from("--vboxmanage"), v.clone().into_os_string()]);
+    }
+    args.extend([command, "--", vm].map(OsString::from));
+    args
+}
+
+/// The argv that *Run doctor* starts on Windows: a console that runs
+/// `vblaunch ARGS` ([`console_args`]) and stays open (`cmd /s /k` strips
+/// only the outer quotes).
+pub fn doctor_command_line(console_exe: &str, args: &[std::ffi::OsString]) -> String {
+    use crate::shortcut::windows::quote_arg;
+    let mut inner = quote_arg(console_exe);
+    for a in args {
+        inner.push(' ');
+        inner.push_str(&quote_arg(&a.to_string_lossy()));
+    }
     format!("/s /k \"{inner}\"")
 }
 
@@ -514,12 +536,10 @@ pub enum SecondLaunch {
 /// the VM is running is not an error. `now`: `None` when VirtualBox could
 /// not be asked (then the lock error is shown, failing closed).
 pub fn second_launch(vm: &str, code: Code, now: Option<VmNow>) -> SecondLaunch {
-    match (code, now) {
-        (Code::LockHeld, Some(VmNow::Running { frozen })) => SecondLaunch::ShowRunningVm {
-            message: already_running(vm, frozen),
-            warn: !frozen,
-        },
-        _ => SecondLaunch::Fail,
+    if code == Code::LockHeld {
+        launch_of_running_vm(vm, now)
+    } else {
+        SecondLaunch::Fail
     }
 }
 
@@ -926,9 +946,33 @@ mod tests {
 
     #[test]
     fn run_doctor_keeps_a_console_open_with_quoted_arguments() {
+        use clap::Parser;
+        let plain = crate::cli::Cli::try_parse_from(["vblaunchw", "launch", "x"]).unwrap();
         assert_eq!(
-            doctor_command_line(r"C:\Program Files\vblaunch\vblaunch.exe", "Dev \"Box\""),
-            r#"/s /k ""C:\Program Files\vblaunch\vblaunch.exe" doctor "Dev \"Box\""""#
+            doctor_command_line(
+                r"C:\Program Files\vblaunch\vblaunch.exe",
+                &console_args(&plain.global, "doctor", "Dev \"Box\"")
+            ),
+            r#"/s /k ""C:\Program Files\vblaunch\vblaunch.exe" doctor -- "Dev \"Box\""""#
+        );
+        // The doctor looks at the launch's VirtualBox and configuration.
+        let cli = crate::cli::Cli::try_parse_from([
+            "vblaunchw",
+            "--config",
+            r"C:\v b.toml",
+            "--vboxmanage",
+            r"D:\VB\VBoxManage.exe",
+            "launch",
+            "--",
+            "-x",
+        ])
+        .unwrap();
+        assert_eq!(
+            doctor_command_line(
+                r"C:\v\vblaunch.exe",
+                &console_args(&cli.global, "doctor", "-x")
+            ),
+            r#"/s /k "C:\v\vblaunch.exe --config "C:\v b.toml" --vboxmanage D:\VB\VBoxManage.exe doctor -- -x""#
         );
     }
 }

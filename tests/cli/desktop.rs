@@ -392,6 +392,58 @@ fn cancel_while_virtualbox_is_open_stops_with_exit_3_and_changes_nothing() {
 }
 
 #[test]
+fn a_held_session_ends_with_a_notification_after_the_checked_fold_on_exit() {
+    let w = World::fake();
+    w.create_vm("Dev Box", 16);
+    w.write_config("wait = true\nfold_on_exit = true\nwait_poll_ms = 50\n");
+    let d = Desktop::new(&w, &["zenity", "notify-send"]);
+    let mut cmd = Command::new(VBLAUNCHW);
+    w.base_env_pub(&mut cmd);
+    let mut child = cmd
+        .env("VBLAUNCH_VBOXMANAGE", w.vboxmanage_exe())
+        .env("VBLAUNCH_CONFIG", w.config_file())
+        .env("PATH", &d.bin)
+        .env("FAKE_DESKTOP", &d.rec)
+        .env("LC_ALL", "C.UTF-8")
+        .env("DISPLAY", ":99")
+        .args(LAUNCH)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let holding = || {
+        std::fs::read_to_string(w.log_file()).is_ok_and(|l| l.contains("Waiting for VM 'Dev Box'"))
+    };
+    while !holding() {
+        assert!(child.try_wait().unwrap().is_none(), "vblaunchw ended early");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never held the session"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(d.of("notify-send").is_empty(), "{:#?}", d.calls());
+    w.vbox_ok(&["fake", "set-state", "Dev Box", "poweroff"]);
+    w.vbox_ok(&["fake", "session", "Dev Box", "-"]);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // The session was folded (and checked) on exit, then said so, once, as
+    // news rather than a failure.
+    assert!(w.info("Dev Box").snapshots.is_empty());
+    let n = d.of("notify-send");
+    assert_eq!(n.len(), 1, "{:#?}", d.calls());
+    assert_eq!(
+        n[0].args,
+        [
+            "--app-name=vblaunch",
+            "Dev Box — vblaunch",
+            "Dev Box: today's work is in the base disk"
+        ]
+    );
+}
+
+#[test]
 fn without_zenity_or_kdialog_or_a_display_the_old_behaviour_stays() {
     let w = World::fake();
     // No dialog program: the failure goes to a notification, as before.

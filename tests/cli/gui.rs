@@ -259,6 +259,28 @@ fn gui_failure_shows_the_dialog_texts_and_keeps_the_exit_code() {
     assert!(log.contains("No Such VM"), "{log}");
 }
 
+/// A failure with no VM to diagnose (a command-line error) offers no *Run
+/// doctor*: `vblaunch doctor` needs a VM, and the program name is not one.
+#[test]
+fn a_command_line_error_shows_the_dialog_without_run_doctor() {
+    let w = World::fake();
+    let transcript = w.path("dialogs.txt");
+    let out = vblaunchw(&w, &transcript, &["--no-such-option", "launch", "Dev Box"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = std::fs::read_to_string(&transcript).expect("a dialog was shown");
+    assert!(
+        shown.contains("Exit code 2 · log: ")
+            && shown.contains("[Open log] [Copy details] [Close]"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Run doctor"), "{shown}");
+}
+
 /// The PE optional header's Subsystem field: 2 = GUI (no console is made
 /// when it starts), 3 = console.
 #[cfg(windows)]

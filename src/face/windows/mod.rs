@@ -349,22 +349,15 @@ impl Ui {
 /// What the buttons of the dialogs and the icon's menu do.
 struct Actions {
     vm: String,
-    /// `--config` / `--vboxmanage` as given, for `vblaunch status`.
-    global_args: Vec<OsString>,
+    /// `vblaunch status` with the launch's `--config` / `--vboxmanage`.
+    status_args: Vec<OsString>,
 }
 
 impl Actions {
     fn new(vm: &str, global: &crate::cli::Global) -> Actions {
-        let mut global_args = Vec::new();
-        if let Some(c) = &global.config {
-            global_args.extend([OsString::from("--config"), c.clone().into_os_string()]);
-        }
-        if let Some(v) = &global.vboxmanage {
-            global_args.extend([OsString::from("--vboxmanage"), v.clone().into_os_string()]);
-        }
         Actions {
             vm: vm.to_string(),
-            global_args,
+            status_args: model::console_args(global, "status", vm),
         }
     }
 
@@ -376,12 +369,7 @@ impl Actions {
     /// thread (the call takes a moment; the icon's menu stays responsive).
     fn status(&self) {
         let vm = self.vm.clone();
-        let mut args = self.global_args.clone();
-        args.extend([
-            OsString::from("status"),
-            OsString::from("--"),
-            OsString::from(&vm),
-        ]);
+        let args = self.status_args.clone();
         let spawned = std::thread::Builder::new()
             .name("vblaunch-status".into())
             .spawn(move || {
@@ -472,9 +460,10 @@ fn path_wide(p: &Path) -> Vec<u16> {
         .collect()
 }
 
-/// *Run doctor*: a new console window running `vblaunch doctor "<VM>"`,
-/// kept open (`cmd /k`).
-fn run_doctor(vm: &str) {
+/// *Run doctor*: a new console window running `vblaunch ARGS` (`doctor --
+/// <VM>` with the launch's options, [`model::console_args`]), kept open
+/// (`cmd /k`).
+fn run_doctor(args: &[OsString]) {
     use std::os::windows::process::CommandExt;
     const CREATE_NEW_CONSOLE: u32 = 0x0000_0010;
     let Some(exe) = console_exe() else {
@@ -485,7 +474,7 @@ fn run_doctor(vm: &str) {
         );
         return;
     };
-    let line = model::doctor_command_line(&exe.display().to_string(), vm);
+    let line = model::doctor_command_line(&exe.display().to_string(), args);
     log::info!("running the doctor: cmd.exe {line}");
     let spawned = std::process::Command::new("cmd.exe")
         .raw_arg(&line)
@@ -553,15 +542,10 @@ fn button_id(b: Button) -> u16 {
     }
 }
 
-/// The vm a failure dialog's title names ("Dev Box — vblaunch").
-fn dialog_vm(d: &FailureDialog) -> &str {
-    d.title.strip_suffix(" — vblaunch").unwrap_or(&d.title)
-}
-
 /// Show the failure dialog and wait for the user: *Open log*, *Run doctor*
 /// and *Copy details* act and leave it open; *Close*, *Retry* and *Cancel*
-/// close it.
-pub fn show_failure(d: &FailureDialog) -> Choice {
+/// close it. `doctor`: the arguments *Run doctor* runs `vblaunch.exe` with.
+pub fn show_failure(d: &FailureDialog, doctor: &[OsString]) -> Choice {
     let mut paragraphs = Vec::new();
     if !d.body.is_empty() {
         paragraphs.push(d.body.clone());
@@ -598,7 +582,6 @@ pub fn show_failure(d: &FailureDialog) -> Choice {
         topmost: true,
         width: dialog::WIDTH,
     };
-    let vm = dialog_vm(d).to_string();
     let full = d.full_text();
     let chosen = dialog::run(&spec, &mut |hwnd, id| match id {
         BTN_OPEN_LOG => {
@@ -606,7 +589,7 @@ pub fn show_failure(d: &FailureDialog) -> Choice {
             false
         }
         BTN_RUN_DOCTOR => {
-            run_doctor(&vm);
+            run_doctor(doctor);
             false
         }
         BTN_COPY => {
