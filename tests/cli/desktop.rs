@@ -192,12 +192,6 @@ fn vblaunchw(w: &World, d: &Desktop, display: bool, env: &[(&str, &str)], args: 
     cmd.output().unwrap()
 }
 
-fn fault(w: &World, spec: &[&str]) {
-    let mut args = vec!["fake", "fault"];
-    args.extend_from_slice(spec);
-    w.vbox_ok(&args);
-}
-
 /// A VM folded once (it has vblaunch's snapshot, so a launch merges it).
 fn adopted(w: &World, name: &str) -> Vm {
     let vm = w.create_vm(name, 16);
